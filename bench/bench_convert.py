@@ -1,0 +1,189 @@
+"""Benchmark ``ckptlens convert`` against ``cp`` + ``sync`` and transformers load + save.
+
+Builds a synthetic Llama-shaped checkpoint (random bf16, several shards; about 2 GB by
+default), then measures in one run, each in a fresh subprocess:
+
+- ``cp -r`` then ``sync`` of the checkpoint (the plain-copy baseline);
+- ckptlens HF -> native and native -> HF: throughput from the first read to the last byte
+  written and synced (timed inside the child, interpreter start and imports excluded), the
+  whole-process wall time, peak RSS, and the plan's memory bound;
+- transformers ``from_pretrained`` + ``save_pretrained`` of the same checkpoint (whole process).
+
+Usage: ``python bench/bench_convert.py [--layers 19] [--hidden 2048] [--workdir DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+CKPTLENS_CHILD = """
+import json, os, resource, sys, time
+from ckptlens.weights.convert import convert
+baseline = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+started = time.perf_counter()
+plan = convert(sys.argv[1], sys.argv[2], to=sys.argv[3], progress=False)
+elapsed = time.perf_counter() - started
+status = open("/proc/self/status").read()
+peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
+print(json.dumps({"seconds": elapsed, "bytes": plan.write_bytes, "bound": plan.memory_bound,
+                  "baseline_rss": baseline, "peak_rss": peak}))
+"""
+
+TRANSFORMERS_CHILD = """
+import sys, torch
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.bfloat16)
+model.save_pretrained(sys.argv[2])
+print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024)
+"""
+
+BUILD_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from bench.bench_convert import build
+build(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+"""
+
+
+def llama_shaped(layers: int, hidden: int):
+    """Llama-7B proportions scaled to ``hidden``: GQA 4:1, head size 128, vocab 32000."""
+    from ckptlens.demo import tiny_llama
+    from ckptlens.native.config import (
+        MLP,
+        Attention,
+        Block,
+        DefaultRotary,
+        FixedDecoder,
+        Head,
+        Model,
+        RMSNorm,
+    )
+
+    heads = hidden // 128
+    block = Block(
+        Attention(heads, max(1, heads // 4), 128, DefaultRotary(10000.0)),
+        MLP(hidden * 11 // 4),
+        RMSNorm(1e-5),
+    )
+    metadata = tiny_llama().metadata
+    return Model(hidden, 32000, FixedDecoder(block, layers), Head(RMSNorm(1e-5)), metadata=metadata)
+
+
+def build(directory: str, layers: int, hidden: int, shard: str) -> None:
+    from ckptlens.demo import write_hf_checkpoint
+    from ckptlens.weights.convert import parse_size
+
+    write_hf_checkpoint(directory, llama_shaped(layers, hidden), parse_size(shard))
+
+
+def run_child(arguments: list[str]) -> tuple[float, str]:
+    """Wall seconds and stdout of a child process. (Peak RSS is read by the child from
+    VmHWM: ``ru_maxrss`` would carry over the parent's peak through fork and exec.)"""
+    started = time.perf_counter()
+    done = subprocess.run(arguments, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{arguments[:3]} failed:\n{done.stderr}")
+    return seconds, done.stdout
+
+
+def directory_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path))
+
+
+def copy_baseline(src: str, dst: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(["cp", "-r", src, dst], check=True)
+    subprocess.run(["sync"], check=True)
+    return time.perf_counter() - started
+
+
+def ckptlens_run(src: str, dst: str, to: str) -> dict:
+    seconds, out = run_child([sys.executable, "-c", CKPTLENS_CHILD, src, dst, to])
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(process_seconds=seconds)
+    return result
+
+
+def gib(count: float) -> str:
+    return f"{count / 2**30:.2f} GiB"
+
+
+def mib(count: float) -> str:
+    return f"{count / 2**20:.0f} MiB"
+
+
+def report(
+    size: int, copy_seconds: float, runs: dict[str, dict], hf_seconds: float, hf_rss: int
+) -> None:
+    copy_rate = size / copy_seconds
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(f"checkpoint: {gib(size)}")
+    print(f"cp -r + sync: {copy_seconds:.2f} s, {mib(copy_rate)}/s")
+    for name, run in runs.items():
+        rate = run["bytes"] / run["seconds"]
+        within = run["peak_rss"] <= run["baseline_rss"] + run["bound"]
+        speedup = hf_seconds / run["process_seconds"]
+        print(f"ckptlens {name}:")
+        print(f"  convert {run['seconds']:.2f} s, {mib(rate)}/s = {rate / copy_rate:.2f}x cp")
+        print(f"  whole process {run['process_seconds']:.2f} s = {speedup:.1f}x faster than HF")
+        print(
+            f"  peak RSS {mib(run['peak_rss'])} (start {mib(run['baseline_rss'])}"
+            f" + plan bound {mib(run['bound'])}: {'within' if within else 'EXCEEDED'})"
+        )
+    print(f"transformers from_pretrained + save_pretrained: {hf_seconds:.2f} s")
+    print(f"  peak RSS {mib(hf_rss)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=19)
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument("--shard", default="500MB", help="source shard size")
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--skip-transformers", action="store_true")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="ckptlens-bench-", dir=ROOT)
+    try:
+        src = os.path.join(workdir, "hf")
+        sizes = [str(args.layers), str(args.hidden), args.shard]
+        run_child([sys.executable, "-c", BUILD_CHILD, ROOT, src, *sizes])
+        subprocess.run(["sync"], check=True)
+        size = directory_bytes(src)
+        print(f"built {gib(size)} in {src} ({len(os.listdir(src))} files)")
+        copy_seconds = copy_baseline(src, os.path.join(workdir, "copy"))
+        runs = {"HF -> native": ckptlens_run(src, os.path.join(workdir, "native"), "native")}
+        runs["native -> HF"] = ckptlens_run(
+            os.path.join(workdir, "native"), os.path.join(workdir, "back"), "llama"
+        )
+        hf_seconds, hf_rss = float("nan"), 0
+        if not args.skip_transformers:
+            command = [
+                sys.executable,
+                "-c",
+                TRANSFORMERS_CHILD,
+                src,
+                os.path.join(workdir, "transformers"),
+            ]
+            hf_seconds, out = run_child(command)
+            hf_rss = int(out.strip().splitlines()[-1])
+        report(size, copy_seconds, runs, hf_seconds, hf_rss)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

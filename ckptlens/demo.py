@@ -1,0 +1,129 @@
+"""``ckptlens demo``: a tiny Llama checkpoint goes HF -> native -> HF, bit for bit.
+
+The checkpoint is built here, deterministically and without network or transformers: the
+native model is declared directly, its HF ``config.json`` is written by the llama format's
+config lens, and its tensors are seeded random bf16 values in the names the weight lens gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+from ckptlens.native.config import (
+    MLP,
+    Attention,
+    Block,
+    DefaultRotary,
+    FixedDecoder,
+    Head,
+    Metadata,
+    Model,
+    RMSNorm,
+)
+
+SEED = 20240601
+
+
+def tiny_llama() -> Model:
+    """Grouped-query attention (6 heads over 2), rotary, gated MLP, untied head."""
+    block = Block(Attention(6, 2, 8, DefaultRotary(10000.0)), MLP(64), RMSNorm(1e-5))
+    metadata = Metadata(
+        context_length=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        dtype="bfloat16",
+        initializer_range=0.02,
+        attention_dropout=0.0,
+        use_cache=True,
+    )
+    return Model(48, 128, FixedDecoder(block, 2), Head(RMSNorm(1e-5)), metadata=metadata)
+
+
+def write_hf_checkpoint(directory: str, model: Model, max_shard_bytes: int = 5 * 10**9) -> None:
+    """config.json from the llama config lens; seeded random bf16 tensors in the HF names,
+    sharded like transformers (index file when there is more than one shard)."""
+    import numpy as np
+
+    from ckptlens import formats
+    from ckptlens.weights.writer import (
+        OutputTensor,
+        ShardWriter,
+        assign_shards,
+        write_index,
+        write_json,
+    )
+
+    llama = formats.get("llama")
+    os.makedirs(directory)
+    write_json(os.path.join(directory, "config.json"), llama.lens.create(model))
+    shapes = llama.weights(model).external_shapes()
+    rng = np.random.default_rng(SEED)
+    groups = [[OutputTensor(name, "BF16", shape)] for name, shape in shapes.items()]
+    shards = assign_shards(groups, max_shard_bytes)
+    for layout in shards:
+        writer = ShardWriter(directory, layout)
+        for tensor in layout.tensors:
+            values = (rng.standard_normal(tensor.shape, dtype=np.float32) * 0.02).view(np.uint32)
+            writer.write(tensor.name, (values >> 16).astype(np.uint16))  # bf16: top half of f32
+        writer.close()
+    write_index(directory, shards)
+
+
+def same_tensors(first: str, second: str) -> bool:
+    """Bit-for-bit equality of two checkpoint directories' tensors."""
+    import numpy as np
+
+    from ckptlens.weights.execute import read_tensor
+    from ckptlens.weights.safetensors_header import read_checkpoint
+
+    a, b = read_checkpoint(first).tensors, read_checkpoint(second).tensors
+    if a.keys() != b.keys():
+        return False
+    descriptors: dict[str, int] = {}
+    try:
+        return all(
+            a[n].dtype == b[n].dtype
+            and np.array_equal(read_tensor(a[n], descriptors), read_tensor(b[n], descriptors))
+            for n in a
+        )
+    finally:
+        for descriptor in descriptors.values():
+            os.close(descriptor)
+
+
+def run(workdir: str) -> bool:
+    from ckptlens.weights.convert import convert
+
+    hf, native, back = (os.path.join(workdir, name) for name in ("hf", "native", "hf-again"))
+    write_hf_checkpoint(hf, tiny_llama())
+    print(f"built a tiny Llama checkpoint in {hf}")
+    for src, dst, target in ((hf, native, "native"), (native, back, "llama")):
+        print(f"\n$ ckptlens convert {src} {dst} --to {target}")
+        plan = convert(src, dst, to=target, plan_only=True)
+        print(plan.describe(verbose=target == "native"))
+        convert(src, dst, to=target)
+        print(f"wrote {dst}: {sorted(os.listdir(dst))}")
+    identical = same_tensors(hf, back)
+    print(f"\nHF -> native -> HF tensors bit-identical: {'yes' if identical else 'NO'}")
+    return identical
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ckptlens demo", description=__doc__)
+    parser.add_argument("--out", help="keep the checkpoints in this new directory")
+    args = parser.parse_args(argv)
+    if args.out:
+        return 0 if run(args.out) else 1
+    workdir = tempfile.mkdtemp(prefix="ckptlens-demo-")
+    try:
+        return 0 if run(workdir) else 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""What a format is: one declaration that yields the config lens and the weight lens."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from ckptlens.lenses import Lens
+from ckptlens.native.config import Model
+
+
+@frozen
+class Format:
+    """An HF checkpoint format.
+
+    ``lens`` relates the HF ``config.json`` dict to a native ``Model``. ``weights(model)`` gives
+    the tensor lens for that model, built from the same native node types the config lens
+    dispatches on (attention, MLP or MoE, norms, prediction heads), so the two cannot disagree.
+    ``peer`` names the transformers config class, when transformers has one: tests and
+    ``canonical`` use it as the independent reference for defaults and spellings.
+    """
+
+    name: str
+    model_type: str
+    architectures: tuple[str, ...]
+    lens: Lens = attrs.field(repr=False)
+    weight_naming: str = ""
+    peer: str | None = None
+    remote_code: bool = False
+    notes: tuple[str, ...] = ()
+
+    def weights(self, model: Model, **options: Any) -> Any:
+        """The weight lens of ``model`` in this format (imports the weights package lazily)."""
+        module = importlib.import_module("ckptlens.weights.hf_llama_family")
+        build: Callable[..., Any] = module.llama_family_weights
+        return build(model, naming=self.weight_naming or self.name, **options)
+
+    def peer_config(self, hf_dict: dict[str, Any]) -> Any:
+        """The transformers config object for ``hf_dict`` (imports transformers)."""
+        if self.peer is None:
+            raise LookupError(f"{self.name} has no config class in transformers")
+        import transformers
+
+        return getattr(transformers, self.peer).from_dict(hf_dict)
+
+    def canonical(self, hf_dict: dict[str, Any]) -> dict[str, Any]:
+        """``hf_dict`` as transformers normalises it: defaults spelled out, v5 rope spelling."""
+        return self.peer_config(hf_dict).to_dict()
+
+    def example(self) -> Model:
+        """A small valid native model in this format's domain (drawn by the laws strategies)."""
+        from ckptlens.laws.strategies import example_view
+
+        return example_view(self)

@@ -1,0 +1,26 @@
+"""The laws harness: check any lens or format against the laws of DESIGN.md.
+
+    from ckptlens import laws
+    report = laws.check(my_format)      # a Report: each law, pass/fail, counterexample
+    laws.assert_lawful(my_format)       # the assert form for tests
+
+Strategies (``laws.sources``, ``laws.views``) are derived from the lens declarations; the
+pytest plugin (``ckptlens.laws.plugin``) turns a format into one test per law in one line.
+"""
+
+from ckptlens.laws.checks import LAWS, LawResult, Report, Target, assert_lawful, check
+from ckptlens.laws.profiles import PROFILES, profile_name
+from ckptlens.laws.strategies import sources, views
+
+__all__ = [
+    "LAWS",
+    "PROFILES",
+    "LawResult",
+    "Report",
+    "Target",
+    "assert_lawful",
+    "check",
+    "profile_name",
+    "sources",
+    "views",
+]

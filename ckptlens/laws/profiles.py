@@ -1,0 +1,30 @@
+"""Hypothesis profiles: ``dev`` is quick for the edit loop, ``ci`` is thorough.
+
+The profile comes from the ``profile`` argument, else ``CKPTLENS_PROFILE``, else ``ci`` when
+the ``CI`` environment variable is set, else ``dev``.
+"""
+
+from __future__ import annotations
+
+import os
+from hypothesis import settings
+
+PROFILES: dict[str, settings] = {
+    "dev": settings(max_examples=30, deadline=None, derandomize=False),
+    "ci": settings(max_examples=200, deadline=None, derandomize=False),
+    "thorough": settings(max_examples=2000, deadline=None),
+}
+
+
+def profile_name(profile: str | None = None) -> str:
+    name = (
+        profile or os.environ.get("CKPTLENS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+    )
+    if name not in PROFILES:
+        raise ValueError(f"unknown ckptlens profile {name!r}; known: {sorted(PROFILES)}")
+    return name
+
+
+def profile_settings(profile: str | None = None) -> settings:
+    """The Hypothesis ``settings`` of the chosen profile."""
+    return PROFILES[profile_name(profile)]

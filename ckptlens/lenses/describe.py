@@ -1,0 +1,98 @@
+"""``describe()`` and ``explain()``: a lens as a table a person can read at the REPL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from attrs import frozen
+
+from ckptlens.lenses.core import Compose, Lens, Row
+from ckptlens.lenses.paths import ABSENT, ANY_KEY, Member, as_path, lookup
+
+COLUMNS = ("view", "source", "primitive", "default", "domain")
+
+
+@frozen
+class Table:
+    """Rows with named columns; ``str()`` aligns them, and the REPL shows the same."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def __str__(self) -> str:
+        widths = [
+            min(48, max(len(col), *(len(row[i]) for row in self.rows)) if self.rows else len(col))
+            for i, col in enumerate(self.columns)
+        ]
+        lines = ["  ".join(col.ljust(w) for col, w in zip(self.columns, widths, strict=True))]
+        lines.append("  ".join("-" * w for w in widths))
+        for row in self.rows:
+            cells = [_clip(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True)]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def column(self, name: str) -> list[str]:
+        index = self.columns.index(name)
+        return [row[index] for row in self.rows]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    return (row.view, row.source, row.primitive, row.default, row.domain)
+
+
+def describe(lens: Lens) -> Table:
+    return Table(COLUMNS, tuple(_cells(row) for row in lens._rows((), ())))
+
+
+def explain(lens: Lens, source: Any) -> Table:
+    """Each row with the source value it read and the view value it produced."""
+    tree, view = _tree_and_view(lens, source)
+    rows = []
+    for row in tree._rows((), ()):
+        view_value = _view_value(view, row.view) if row.view else ABSENT
+        source_value = lookup(source, as_path(row.source)) if row.source else ABSENT
+        if row.view and view_value is ABSENT:
+            continue  # a union member this source does not use
+        rows.append(
+            (
+                row.view,
+                _show(view_value),
+                row.source,
+                _show(source_value),
+                row.primitive,
+            )
+        )
+    return Table(("view", "value", "source", "source value", "lens"), tuple(rows))
+
+
+def _tree_and_view(lens: Lens, source: Any) -> tuple[Lens, Any]:
+    if isinstance(lens, Compose) and getattr(lens.second, "iso", False):
+        return lens.first, lens.first.get(source)
+    return lens, lens.get(source)
+
+
+def _view_value(view: Any, dotted: str) -> Any:
+    node = view
+    for part in dotted.split("."):
+        if part.startswith("<") and part.endswith(">"):
+            if not isinstance(node, dict) or node.get("type") != part[1:-1]:
+                return ABSENT
+            continue
+        if part == str(ANY_KEY) or not isinstance(node, dict) or part not in node:
+            return ABSENT
+        node = node[part]
+    return node
+
+
+def _show(value: Any) -> str:
+    return "" if value is ABSENT else repr(value)
+
+
+__all__: Sequence[str] = ("Member", "Table", "describe", "explain")

@@ -1,0 +1,518 @@
+"""Leaf primitives: each owns a few source keys and/or view fields of one dict level.
+
+| primitive | source side | view side |
+|---|---|---|
+| ``field`` / ``defaulted`` / ``optional`` | one key (required, defaulted, or nullable) | one or more fields |
+| ``constant`` | one key fixed to a value | nothing |
+| ``pinned`` | nothing | one field fixed to a value |
+| ``passthrough`` | keys kept verbatim by put | nothing |
+| ``derived`` | nothing | a field computed from other fields |
+| ``custom`` | declared keys | declared fields |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from ckptlens.lenses.core import (
+    Claim,
+    Deferred,
+    Footprint,
+    Lens,
+    ReadContext,
+    Row,
+    ViewReader,
+    WriteContext,
+    _NotReady,
+)
+from ckptlens.lenses.errors import definition_site
+from ckptlens.lenses.paths import (
+    ABSENT,
+    INVALID,
+    Path,
+    as_path,
+    deep_merge,
+    equal_values,
+    json_copy,
+    jsonpath,
+    lookup,
+    nest,
+    other_member,
+    same,
+)
+from ckptlens.lenses.values import Bad, Json, ValueType
+
+REQUIRED: Any = ABSENT.__class__("REQUIRED")
+
+
+def _dotted(path: Path) -> str:
+    return ".".join(str(part) for part in path) or "(root)"
+
+
+@frozen
+class Derive:
+    """A value computed from other view fields, given as absolute view paths in ``reads``."""
+
+    compute: Callable[[ViewReader], Any]
+    reads: tuple[Path, ...] = attrs.field(converter=lambda paths: tuple(map(as_path, paths)))
+    text: str = ""
+
+    def __repr__(self) -> str:
+        return f"Derive({self.text!r})" if self.text else "Derive(...)"
+
+
+@frozen(repr=False)
+class Field(Lens):
+    """One source key shown as one or more view fields (several: a key that sets many fields,
+    like ``attention_bias`` for every projection; put requires them equal)."""
+
+    views: tuple[Path, ...]
+    key: str
+    type: ValueType
+    default: Any = REQUIRED
+    spell_default: bool = True
+    null_means_default: bool = False
+
+    def __repr__(self) -> str:
+        views = ", ".join(repr(_dotted(v)) for v in self.views)
+        views = views if len(self.views) == 1 else f"[{views}]"
+        extra = "" if self.default is REQUIRED else f", default={self.default!r}"
+        return f"field({views}, {self.key!r}, {self.type!r}{extra})"
+
+    @property
+    def footprint(self) -> Footprint:
+        subtree = isinstance(self.type, Json)
+        deps = self.default.reads if isinstance(self.default, Derive) else ()
+        return Footprint(
+            claims=frozenset({Claim((self.key,), subtree)}),
+            view=frozenset(Claim(v) for v in self.views),
+            view_deps=frozenset(deps),
+        )
+
+    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
+        if not isinstance(src, dict):
+            return {}
+        path = (*at, self.key)
+        ctx.claim(path, self, "subtree" if isinstance(self.type, Json) else "leaf")
+        if self.key in src and not (src[self.key] is None and self.null_means_default):
+            value = self.type.read(src[self.key])
+            if isinstance(value, Bad):
+                value = ctx.fail(self, path, value.expected, src[self.key])
+        elif self.default is REQUIRED:
+            value = ctx.fail(self, path, f"key {self.key!r} ({self.type.describe()})", ABSENT)
+        elif isinstance(self.default, Derive):
+            value = Deferred(self.default.compute, path, self)
+        else:
+            value = json_copy(self.default)
+        fragment: dict[str, Any] = {}
+        for view in self.views:
+            deep_merge(fragment, nest(view, value))
+        return fragment
+
+    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
+        value = self._view_value(view, vat, ctx)
+        if value is INVALID:
+            return new
+        old_raw = lookup(old, (self.key,)) if not ctx.style.normal else ABSENT
+        if old_raw is None and self.null_means_default and self._at_default(value, ctx):
+            raw = None
+        else:
+            raw = self.type.write(value, ABSENT if old_raw is None else old_raw)
+        if self._keep_key(value, old, ctx):
+            new[self.key] = raw
+        else:
+            new.pop(self.key, None)
+        return new
+
+    def _keep_key(self, value: Any, old: Any, ctx: WriteContext) -> bool:
+        """Presence is presentation: a key the old source spelled out stays, one it left
+        implicit stays implicit while the value is the default. A fresh source spells
+        defaults out when ``spell_default``; the normal form leaves every default implicit."""
+        at_default = self._at_default(value, ctx)
+        if ctx.style.normal:
+            return not at_default
+        if ctx.fresh:
+            return self.spell_default or not at_default
+        return (isinstance(old, dict) and self.key in old) or not at_default
+
+    def _view_value(self, view: Any, vat: Path, ctx: WriteContext) -> Any:
+        values = [lookup(view, path) for path in self.views]
+        ok = True
+        for path, value in zip(self.views, values, strict=True):
+            if value is ABSENT:
+                if not other_member(view, path):
+                    ctx.fail(self, vat + path, f"a value for {self.key!r}", ABSENT)
+                ok = False
+        if not ok:
+            return INVALID
+        for path, value in zip(self.views[1:], values[1:], strict=True):
+            if not equal_values(value, values[0]):
+                ctx.fail(
+                    self,
+                    vat + path,
+                    f"{values[0]!r}, the value of {jsonpath(vat + self.views[0])} (one key, "
+                    f"{self.key!r}, holds both)",
+                    value,
+                )
+                ok = False
+        bad = self.type.check(values[0])
+        if bad is not None:
+            ctx.fail(self, vat + self.views[0], bad.expected, values[0])
+            ok = False
+        return values[0] if ok else INVALID
+
+    def _at_default(self, value: Any, ctx: WriteContext) -> bool:
+        if self.default is REQUIRED:
+            return False
+        if isinstance(self.default, Derive):
+            try:
+                default = self.default.compute(ViewReader(ctx.view_root))
+            except (_NotReady, ArithmeticError, TypeError, ValueError):
+                return False
+            return equal_values(value, default)
+        return equal_values(value, self.default)
+
+    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        if self.default is REQUIRED:
+            default = ""
+        elif isinstance(self.default, Derive):
+            default = f"= {self.default.text}" if self.default.text else "derived"
+        else:
+            default = repr(self.default)
+        for view in self.views:
+            yield Row(
+                _dotted(vprefix + view),
+                _dotted((*sprefix, self.key)),
+                "field" if len(self.views) == 1 else "field (one key, many fields)",
+                default,
+                self.type.describe(),
+            )
+
+
+def field(
+    view: str | Path | Sequence[str | Path],
+    key: str,
+    type: ValueType,
+    *,
+    default: Any = REQUIRED,
+    spell_default: bool = True,
+    null_means_default: bool = False,
+) -> Field:
+    """Source key ``key`` shown at view path(s) ``view``.
+
+    ``default``: the view value when the key is absent (a constant or a ``Derive``); put
+    leaves the key absent if it was absent and the value is still the default, so presence
+    round-trips. ``spell_default``: whether ``create`` writes the key at its default.
+    ``null_means_default``: a ``null`` value reads as the default (``head_dim: null``).
+    """
+    views = (as_path(view),) if isinstance(view, str | tuple) else tuple(as_path(v) for v in view)
+    return Field(
+        views, key, type, default, spell_default, null_means_default, site=definition_site()
+    )
+
+
+@frozen(repr=False)
+class Constant(Lens):
+    """A source key fixed to ``value``; the view holds nothing. Get rejects any other value
+    (``accept`` lists tolerated alternatives, such as ``null``). ``keys`` are alternative
+    spellings of the key (``rope_type``/``type``): any present must hold ``value``, and put keeps
+    the ones the old source used. ``create``: whether a fresh source gets the key."""
+
+    keys: tuple[str, ...]
+    value: Any
+    required: bool = False
+    accept: tuple[Any, ...] = ()
+    create: bool = True
+
+    def __repr__(self) -> str:
+        key = self.keys[0] if len(self.keys) == 1 else list(self.keys)
+        return f"constant({key!r}, {self.value!r})"
+
+    @property
+    def footprint(self) -> Footprint:
+        return Footprint(claims=frozenset(Claim((key,), True) for key in self.keys))
+
+    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
+        if not isinstance(src, dict):
+            return {}
+        present = [key for key in self.keys if key in src]
+        for key in present:
+            ctx.claim((*at, key), self, "subtree")
+            if not any(same(src[key], ok) for ok in (self.value, *self.accept)):
+                ctx.fail(self, (*at, key), repr(self.value), src[key])
+        if self.required and not present:
+            ctx.fail(self, (*at, self.keys[0]), repr(self.value), ABSENT)
+        return {}
+
+    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
+        present = [key for key in self.keys if key in new]
+        if ctx.style.normal and not self.required:
+            for key in present:
+                del new[key]
+            return new
+        for key in present:
+            # A branch switch reuses the old key spelling but must state the new value.
+            if not any(same(new[key], ok) for ok in self.accept):
+                new[key] = json_copy(self.value)
+        if not present and (self.required or (ctx.fresh and self.create)):
+            new[self.keys[0]] = json_copy(self.value)
+        return new
+
+    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        yield Row("", _dotted((*sprefix, self.keys[0])), "constant", repr(self.value))
+
+
+def constant(
+    key: str | Sequence[str],
+    value: Any,
+    *,
+    required: bool = False,
+    accept: Sequence[Any] = (),
+    create: bool = True,
+) -> Constant:
+    """Source key ``key`` (or alternative spellings) always holds ``value``."""
+    keys = (key,) if isinstance(key, str) else tuple(key)
+    return Constant(keys, value, required, tuple(accept), create, site=definition_site())
+
+
+@frozen(repr=False)
+class Pinned(Lens):
+    """A view field the format cannot vary: get shows ``value``; put rejects anything else."""
+
+    view: Path
+    value: Any
+    reason: str = ""
+
+    def __repr__(self) -> str:
+        return f"pinned({_dotted(self.view)!r}, {self.value!r})"
+
+    @property
+    def footprint(self) -> Footprint:
+        return Footprint(view=frozenset({Claim(self.view, True)}))
+
+    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
+        return nest(self.view, json_copy(self.value))
+
+    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
+        found = lookup(view, self.view)
+        if found is ABSENT and other_member(view, self.view):
+            return new
+        if not equal_values(found, self.value):
+            why = f" ({self.reason})" if self.reason else ""
+            ctx.fail(self, vat + self.view, f"{self.value!r}{why}", found)
+        return new
+
+    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        yield Row(_dotted(vprefix + self.view), "", "pinned", repr(self.value), self.reason)
+
+
+def pinned(view: str | Path, value: Any, reason: str = "") -> Pinned:
+    """View field ``view`` is always ``value`` in this format (``reason`` says why)."""
+    return Pinned(as_path(view), value, reason, site=definition_site())
+
+
+def tag(view: str | Path, member: str) -> Pinned:
+    """The union at ``view`` is always its member ``member`` in this format."""
+    return Pinned(
+        (*as_path(view), "type"), member, f"the only {member} kind here", site=definition_site()
+    )
+
+
+@frozen(repr=False)
+class Passthrough(Lens):
+    """Source keys that are not architecture and not worth a view field (``transformers_version``):
+    claimed so coverage knows them, kept verbatim by put, absent from a created source."""
+
+    keys: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(map(repr, self.keys[:3]))
+        return f"passthrough({shown}{', ...' if len(self.keys) > 3 else ''})"
+
+    @property
+    def footprint(self) -> Footprint:
+        return Footprint(kept=frozenset(Claim((key,), True) for key in self.keys))
+
+    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
+        if isinstance(src, dict):
+            for key in self.keys:
+                if key in src:
+                    ctx.claim((*at, key), self, "subtree")
+        return {}
+
+    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
+        return new
+
+    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        keys = [_dotted((*sprefix, key)) for key in self.keys]
+        shown = ", ".join(keys[:4]) + (f", ... ({len(keys)} keys)" if len(keys) > 4 else "")
+        yield Row("", shown, "passthrough", "", "kept verbatim, not in the view")
+
+
+def passthrough(*keys: str) -> Passthrough:
+    return Passthrough(tuple(keys), site=definition_site())
+
+
+@frozen(repr=False)
+class Derived(Lens):
+    """A view field computed from other view fields on get; put checks it still agrees."""
+
+    view: Path
+    rule: Derive
+
+    def __repr__(self) -> str:
+        return f"derived({_dotted(self.view)!r}, {self.rule!r})"
+
+    @property
+    def footprint(self) -> Footprint:
+        return Footprint(view=frozenset({Claim(self.view)}), view_deps=frozenset(self.rule.reads))
+
+    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
+        return nest(self.view, Deferred(self.rule.compute, at, self))
+
+    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
+        found = lookup(view, self.view)
+        try:
+            expected = self.rule.compute(ViewReader(ctx.view_root))
+        except (_NotReady, ArithmeticError, TypeError, ValueError):
+            return new  # its inputs are invalid, and reported where they live
+        if not equal_values(found, expected):
+            ctx.fail(self, vat + self.view, f"{expected!r} ({self.rule.text})", found)
+        return new
+
+    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        yield Row(_dotted(vprefix + self.view), "", "derived", self.rule.text)
+
+
+def derived(
+    view: str | Path, compute: Callable[[ViewReader], Any], reads: Sequence[str], text: str
+) -> Derived:
+    return Derived(as_path(view), Derive(compute, tuple(reads), text), site=definition_site())
+
+
+@frozen(repr=False)
+class Custom(Lens):
+    """An escape hatch with declared leaf footprints; the laws harness checks it like any lens.
+
+    ``read(src) -> view fragment``; ``write(view, old) -> {key: value or ABSENT}`` for the
+    declared ``keys`` only. Either may raise ``ValueError`` to report a domain violation.
+    """
+
+    label: str
+    read: Callable[[Mapping[str, Any]], dict[str, Any]]
+    write: Callable[[Any, Any], dict[str, Any]]
+    keys: tuple[str, ...]
+    views: tuple[Path, ...]
+    examples: Any = attrs.field(default=None, eq=False)
+
+    def __repr__(self) -> str:
+        return f"custom({self.label!r})"
+
+    @property
+    def footprint(self) -> Footprint:
+        return Footprint(
+            claims=frozenset(Claim((key,)) for key in self.keys),
+            view=frozenset(Claim(v) for v in self.views),
+        )
+
+    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
+        if not isinstance(src, dict):
+            return {}
+        for key in self.keys:
+            if key in src:
+                ctx.claim((*at, key), self)
+        try:
+            return self.read(src)
+        except (ValueError, TypeError, KeyError, ArithmeticError) as error:
+            return ctx.fail(self, at, f"a source {self.label} accepts", f"<{error}>")
+
+    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
+        try:
+            updates = self.write(view, old if not ctx.fresh else ABSENT)
+        except (ValueError, TypeError, KeyError, ArithmeticError) as error:
+            ctx.fail(self, vat, f"a view {self.label} can write", f"<{error}>")
+            return new
+        for key, value in updates.items():
+            if value is ABSENT:
+                new.pop(key, None)
+            else:
+                new[key] = value
+        return new
+
+    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        sources = ", ".join(_dotted((*sprefix, key)) for key in self.keys)
+        for view in self.views:
+            yield Row(_dotted(vprefix + view), sources, f"custom {self.label}")
+
+
+def custom(
+    label: str,
+    read: Callable[[Mapping[str, Any]], dict[str, Any]],
+    write: Callable[[Any, Any], dict[str, Any]],
+    *,
+    keys: Sequence[str],
+    views: Sequence[str | Path],
+    examples: Any = None,
+) -> Custom:
+    """``examples``: a Hypothesis strategy of source dicts over ``keys``, so the laws harness
+    can draw sources for this lens (it cannot guess what a custom lens accepts)."""
+    return Custom(
+        label,
+        read,
+        write,
+        tuple(keys),
+        tuple(as_path(v) for v in views),
+        examples,
+        site=definition_site(),
+    )
+
+
+@frozen(repr=False)
+class Constraint(Lens):
+    """A relation between view fields that the format requires (``hidden_size`` divisible by
+    the head count). Owns nothing; get reports a source that breaks it, put a view."""
+
+    rule: Derive
+
+    def __repr__(self) -> str:
+        return f"constraint({self.rule.text!r})"
+
+    @property
+    def footprint(self) -> Footprint:
+        return Footprint(view_deps=frozenset(self.rule.reads))
+
+    def _holds(self, view: Any) -> bool:
+        try:
+            return bool(self.rule.compute(ViewReader(view)))
+        except (_NotReady, ArithmeticError, TypeError, ValueError):
+            return True  # its inputs are invalid, and reported where they live
+
+    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
+        def check(view: Any) -> None:
+            if not self._holds(view):
+                found = {_dotted(path): lookup(view, path) for path in self.rule.reads}
+                ctx.fail(self, at, self.rule.text, f"<{found}>")
+
+        ctx.checks.append(check)
+        return {}
+
+    def _write(
+        self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext
+    ) -> Any:
+        if not self._holds(ctx.view_root):
+            found = {_dotted(path): lookup(ctx.view_root, path) for path in self.rule.reads}
+            ctx.fail(self, self.rule.reads[0], self.rule.text, found)
+        return new
+
+    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        reads = ", ".join(_dotted(path) for path in self.rule.reads)
+        yield Row(reads, "", "constraint", "", self.rule.text)
+
+
+def constraint(predicate: Callable[[ViewReader], bool], reads: Sequence[str], text: str) -> Constraint:
+    """The format requires ``predicate`` of the view fields ``reads`` (``text`` says what)."""
+    return Constraint(Derive(predicate, tuple(reads), text), site=definition_site())

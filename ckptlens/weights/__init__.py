@@ -1,0 +1,24 @@
+"""Tensor lenses, the conversion planner, and the streaming safetensors reader and writer.
+
+Importing this package imports neither torch nor transformers (nor numpy): plans are data.
+"""
+
+from ckptlens.weights.convert import DestinationError, convert
+from ckptlens.weights.hf_llama_family import detect_moe_layout, llama_family_weights
+from ckptlens.weights.lens import TensorMapping, WeightLens, native_weights
+from ckptlens.weights.plan import Plan, build_plan
+from ckptlens.weights.safetensors_header import read_checkpoint, read_header
+
+__all__ = [
+    "DestinationError",
+    "Plan",
+    "TensorMapping",
+    "WeightLens",
+    "build_plan",
+    "convert",
+    "detect_moe_layout",
+    "llama_family_weights",
+    "native_weights",
+    "read_checkpoint",
+    "read_header",
+]

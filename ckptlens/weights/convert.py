@@ -1,0 +1,286 @@
+"""``convert``: a checkpoint directory to another layout, planned in full, then streamed.
+
+The source is an HF checkpoint (its format detected from ``config.json``) or a native one;
+the target is ``"native"`` or a format name. Everything is written into a temporary sibling
+directory and renamed into place only when complete, so the destination either does not exist
+or is a whole checkpoint. Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from typing import Any
+
+import attrs
+
+from ckptlens.lenses.errors import LensError, SourceError, Violation
+from ckptlens.native.checkpoint import FORMAT_NAME, model_from_native_config, native_config_dict
+from ckptlens.native.config import Model
+from ckptlens.weights.execute import execute
+from ckptlens.weights.hf_llama_family import PER_EXPERT, detect_moe_layout
+from ckptlens.weights.lens import WeightLens, native_weights
+from ckptlens.weights.plan import Plan, build_plan
+from ckptlens.weights.progress import ProgressLine
+from ckptlens.weights.safetensors_header import (
+    INDEX_FILE,
+    PICKLE_SUFFIXES,
+    SINGLE_FILE,
+    Checkpoint,
+    read_checkpoint,
+)
+from ckptlens.weights.writer import write_index, write_json
+
+NATIVE = "native"
+CONFIG = "config.json"
+DTYPES = {
+    "bfloat16": "BF16",
+    "bf16": "BF16",
+    "float16": "F16",
+    "fp16": "F16",
+    "half": "F16",
+    "float32": "F32",
+    "fp32": "F32",
+    "float": "F32",
+    "float64": "F64",
+    "fp64": "F64",
+}
+DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
+UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
+
+
+class DestinationError(LensError):
+    """The destination cannot be written (it exists, or its parent is not a directory)."""
+
+    side = "destination"
+
+
+@attrs.frozen
+class Side:
+    """One end of a conversion: its layout's weight lens and its config document."""
+
+    name: str
+    lens: WeightLens
+    config: dict[str, Any]
+
+
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    to: str,
+    dtype: str | None = None,
+    max_shard_size: int | str = "5GB",
+    plan_only: bool = False,
+    progress: bool = True,
+    moe_layout: str | None = None,
+) -> Plan:
+    """Convert the checkpoint in ``src`` to layout ``to`` in ``dst``; returns the plan.
+
+    ``to`` is ``"native"`` or a format name; ``dtype`` casts floating tensors; ``moe_layout``
+    (``"per_expert"`` or ``"fused"``) picks the HF expert layout written, by default the
+    source's. With ``plan_only`` nothing is read beyond headers and nothing is written.
+    """
+    src = os.fspath(src)
+    document = _read_json(os.path.join(src, CONFIG))
+    code = _dtype_code(dtype)
+    tensor_names = read_checkpoint(src).tensors
+    detected = detect_moe_layout(tensor_names) or PER_EXPERT
+    source = _source_side(document, detected)
+    target = _target_side(source, to, document, code, moe_layout or detected)
+    return convert_between(
+        src,
+        dst,
+        source,
+        target,
+        dtype=code,
+        max_shard_size=max_shard_size,
+        plan_only=plan_only,
+        progress=progress,
+    )
+
+
+def convert_between(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    source: Side,
+    target: Side,
+    *,
+    dtype: str | None = None,
+    max_shard_size: int | str = "5GB",
+    plan_only: bool = False,
+    progress: bool = True,
+) -> Plan:
+    """Convert with both sides given (weight lenses and the target config document)."""
+    src, dst = os.fspath(src), os.fspath(dst)
+    if not plan_only:
+        _check_destination(dst)
+    checkpoint = read_checkpoint(src)
+    max_bytes = parse_size(max_shard_size)
+    plan = build_plan(checkpoint, source.lens, target.lens, dtype=dtype, max_shard_bytes=max_bytes)
+    if not plan_only:
+        _write(plan, checkpoint, target.config, dst, progress)
+    return plan
+
+
+def _source_side(document: dict[str, Any], layout: str) -> Side:
+    if document.get("format") == FORMAT_NAME:
+        model = model_from_native_config(document)
+        return Side(NATIVE, native_weights(model), document)
+    from ckptlens import formats
+
+    fmt = formats.detect(document)
+    model = fmt.lens.get(document)
+    return Side(fmt.name, fmt.weights(model, moe_layout=layout), document)
+
+
+def _target_side(
+    source: Side, to: str, document: dict[str, Any], code: str | None, layout: str
+) -> Side:
+    model = _with_dtype(source.lens.model, code)
+    if to == NATIVE:
+        return Side(NATIVE, native_weights(model), native_config_dict(model))
+    from ckptlens import formats
+
+    fmt = formats.get(to)
+    # the same format keeps the source's presentation (key order, spellings, extra metadata)
+    config = fmt.lens.put(model, document) if fmt.name == source.name else fmt.lens.create(model)
+    return Side(fmt.name, fmt.weights(model, moe_layout=layout), config)
+
+
+def _with_dtype(model: Model, code: str | None) -> Model:
+    if code is None:
+        return model
+    return attrs.evolve(model, metadata=attrs.evolve(model.metadata, dtype=DTYPE_NAMES[code]))
+
+
+def _dtype_code(dtype: str | None) -> str | None:
+    if dtype is None:
+        return None
+    code = DTYPES.get(dtype.lower())
+    if code is None:
+        raise SourceError(
+            [Violation("--dtype", f"one of {sorted(DTYPES)}", repr(dtype), "convert")]
+        )
+    return code
+
+
+def parse_size(size: int | str) -> int:
+    """``"5GB"`` (decimal, as transformers counts) or ``"2GiB"`` or a byte count."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*", size, flags=re.IGNORECASE)
+    if match is None or int(float(match[1]) * UNITS[(match[2] or "").upper()]) < 1:
+        raise SourceError(
+            [Violation("--max-shard-size", "a size such as 5GB or 500MiB", repr(size), "convert")]
+        )
+    return int(float(match[1]) * UNITS[(match[2] or "").upper()])
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise SourceError(
+            [Violation(path, "a readable JSON config", str(error), "convert")]
+        ) from None
+    if not isinstance(document, dict):
+        raise SourceError([Violation(path, "a JSON object", type(document).__name__, "convert")])
+    return document
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _check_destination(dst: str) -> None:
+    if os.path.lexists(dst):
+        raise DestinationError(
+            [Violation(dst, "a path that does not exist yet", "it exists", "convert")]
+        )
+    parent = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(parent):
+        raise DestinationError(
+            [Violation(dst, "a parent directory that exists", "none", "convert")]
+        )
+
+
+def temporary_sibling(dst: str) -> str:
+    """Where ``dst`` is assembled: hidden, in the same directory (so the rename is atomic)."""
+    parent, name = os.path.split(os.path.abspath(dst))
+    return os.path.join(parent, f".{name}.ckptlens-{os.getpid()}.tmp")
+
+
+def _write(
+    plan: Plan, checkpoint: Checkpoint, config: dict[str, Any], dst: str, progress: bool
+) -> None:
+    _remove_stale_temporaries(dst)
+    staging = temporary_sibling(dst)
+    os.mkdir(staging)
+    try:
+        reporter = ProgressLine(plan.write_bytes) if progress else None
+        execute(plan, staging, reporter)
+        if reporter is not None:
+            reporter.finish()
+        write_index(staging, plan.shards)
+        write_json(os.path.join(staging, CONFIG), config)
+        _copy_other_files(checkpoint, staging)
+        _check_destination(dst)
+        os.rename(staging, dst)
+        _sync_directory(os.path.dirname(os.path.abspath(dst)))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _copy_other_files(checkpoint: Checkpoint, staging: str) -> None:
+    """Tokenizer, generation config and the like travel with the weights; old weights and
+    pickles do not (they would disagree with the converted tensors)."""
+    weights = {SINGLE_FILE, INDEX_FILE, CONFIG, *(os.path.basename(f) for f in checkpoint.files)}
+    for name in sorted(os.listdir(checkpoint.directory)):
+        if name in weights or name.endswith(PICKLE_SUFFIXES) or name.endswith(".safetensors"):
+            continue
+        source = os.path.join(checkpoint.directory, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(staging, name))
+        else:
+            shutil.copy2(source, os.path.join(staging, name))
+
+
+def _sync_directory(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _remove_stale_temporaries(dst: str) -> None:
+    """Staging directories left by a killed conversion (their process is gone)."""
+    parent, name = os.path.split(os.path.abspath(dst))
+    pattern = re.compile(rf"\.{re.escape(name)}\.ckptlens-(\d+)\.tmp")
+    for entry in os.listdir(parent):
+        match = pattern.fullmatch(entry)
+        if match and not _alive(int(match[1])):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
