@@ -43,33 +43,35 @@ def tiny_llama() -> Model:
     return Model(48, 128, FixedDecoder(block, 2), Head(RMSNorm(1e-5)), metadata=metadata)
 
 
-def write_hf_checkpoint(directory: str, model: Model, max_shard_bytes: int = 5 * 10**9) -> None:
-    """config.json from the llama config lens; seeded random bf16 tensors in the HF names,
+def write_hf_checkpoint(
+    directory: str, model: Model, max_shard_bytes: int = 5 * 10**9, format_name: str = "llama"
+) -> None:
+    """config.json from the format's config lens; seeded random bf16 tensors in its HF names,
     sharded like transformers (index file when there is more than one shard)."""
     import numpy as np
 
     from ckptlens import formats
     from ckptlens.weights.writer import (
+        OutputFiles,
         OutputTensor,
-        ShardWriter,
         assign_shards,
         write_index,
         write_json,
     )
 
-    llama = formats.get("llama")
+    fmt = formats.get(format_name)
     os.makedirs(directory)
-    write_json(os.path.join(directory, "config.json"), llama.lens.create(model))
-    shapes = llama.weights(model).external_shapes()
+    write_json(os.path.join(directory, "config.json"), fmt.lens.create(model))
+    shapes = fmt.weights(model).external_shapes()
     rng = np.random.default_rng(SEED)
     groups = [[OutputTensor(name, "BF16", shape)] for name, shape in shapes.items()]
     shards = assign_shards(groups, max_shard_bytes)
+    files = OutputFiles(directory, shards)
     for layout in shards:
-        writer = ShardWriter(directory, layout)
         for tensor in layout.tensors:
             values = (rng.standard_normal(tensor.shape, dtype=np.float32) * 0.02).view(np.uint32)
-            writer.write(tensor.name, (values >> 16).astype(np.uint16))  # bf16: top half of f32
-        writer.close()
+            files.write(tensor.name, (values >> 16).astype(np.uint16))  # bf16: top half of f32
+    files.finish()
     write_index(directory, shards)
 
 

@@ -40,9 +40,16 @@ DEFAULT_TOLERANCE = 1e-4
 DEFAULT_SEQ_LEN = 32
 INDEX_FILE = "model.safetensors.index.json"
 LENS_NAME = "verify"
-UNVERIFIABLE_HINT = (
-    "formats whose modeling code is not in transformers (MTP-Llama, Diffusion-Llama, Dream) "
-    "cannot be verified offline; they are checked by round trips and shapes instead"
+# Their modeling code ships with checkpoints (remote code), not with transformers.
+REMOTE_CODE_MODEL_TYPES = ("mtp_llama", "diffusion_llama", "dream")
+UNVERIFIABLE = (
+    "its modeling code is not part of transformers, so it cannot be verified offline; "
+    "it is checked by round trips and shapes instead"
+)
+DESCRIPTION = (
+    "Run transformers' model on HF_DIR and the ckptlens reference model on NATIVE_DIR over the "
+    "same random tokens in float32, and compare the logits. Exit status: 0 when they agree "
+    "within the tolerance, 1 when they do not, 2 when a checkpoint cannot be used."
 )
 
 
@@ -150,15 +157,19 @@ def load_hf_model(hf_dir: str | Path) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    document = _read_json(Path(hf_dir) / CONFIG_FILE)
+    model_type = document.get("model_type") if isinstance(document, dict) else None
+    if model_type in REMOTE_CODE_MODEL_TYPES:
+        raise _error(
+            "$.model_type", "a model transformers implements", f"{model_type!r}: {UNVERIFIABLE}"
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(hf_dir), dtype=torch.float32, attn_implementation="eager"
         )
     except (OSError, ValueError, KeyError) as problem:
         found = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
-        raise _error(
-            str(hf_dir), f"a checkpoint transformers can load ({UNVERIFIABLE_HINT})", found
-        ) from problem
+        raise _error(str(hf_dir), "a checkpoint transformers can load", found) from problem
     return model.eval()
 
 
@@ -222,7 +233,7 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "verify",
         help="compare transformers' logits on an HF checkpoint with the native reference model",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=DESCRIPTION,
     )
     parser.add_argument("hf_dir", metavar="HF_DIR", help="the HF checkpoint directory")
     parser.add_argument("native_dir", metavar="NATIVE_DIR", help="the native checkpoint directory")

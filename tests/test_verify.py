@@ -30,7 +30,7 @@ from ckptlens.verify import VerifyReport, add_verify_parser, verify
 from ckptlens.weights.convert import convert
 from ckptlens.weights.ops import RotaryPermute
 
-SEQ_LEN = 32  # longer than every window and original context below, so they all matter
+SEQ_LEN = 32  # longer than every window and than the dynamic-NTK context: they all matter
 HEADS, KV_HEADS, HEAD_SIZE = 4, 2, 8
 SIZES = {
     "vocab_size": 101,
@@ -54,7 +54,8 @@ def rope(rope_type: str, **parameters: object) -> dict[str, object]:
 VARIANTS: dict[str, Callable[[], PreTrainedConfig]] = {
     "llama-gqa": llama(),
     "llama-tied-mha": llama(tie_word_embeddings=True, num_key_value_heads=HEADS),
-    # Context 64 puts one rotary pair below the band, two inside it and the rest above.
+    # Wavelengths 6.3, 63, 628, 6283 against the band [64/4, 64/1]: one pair kept, one
+    # blended, two interpolated.
     "llama-llama3": llama(
         **rope(
             "llama3",
@@ -81,15 +82,17 @@ VARIANTS: dict[str, Callable[[], PreTrainedConfig]] = {
 }
 
 
-def save_tiny_model(config: PreTrainedConfig, directory: Path, seed: int = 0) -> None:
+def save_tiny_model(
+    config: PreTrainedConfig, directory: Path, dtype: torch.dtype = torch.float32
+) -> None:
     """A random model with every parameter (biases and norm weights included) drawn away from
     its usual initial value, so that a tensor mapped to the wrong place changes the logits."""
-    torch.manual_seed(seed)
+    torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.normal_(0.0, 0.3)
-    model.save_pretrained(directory)
+    model.to(dtype).save_pretrained(directory)
 
 
 @pytest.fixture(scope="module")
@@ -142,11 +145,17 @@ def edit_native(native_dir: Path, edit: Callable[[dict[str, np.ndarray]], None])
         save_file(after, shard, metadata={"format": "pt"})
 
 
+def reversed_heads(rows: np.ndarray, heads: int) -> np.ndarray:
+    return np.concatenate(np.split(rows, heads)[::-1])
+
+
 def permute_kv_heads(tensors: dict[str, np.ndarray]) -> None:
+    """The key/value heads in reverse order (keys and values alike): a grouping bug."""
     name = "decoder.0.mixer.key_value.weight"
     keys, values = np.split(tensors[name], 2)
-    swap = lambda rows: np.concatenate(np.split(rows, KV_HEADS)[::-1])  # noqa: E731
-    tensors[name] = np.concatenate([swap(keys), swap(values)])
+    tensors[name] = np.concatenate(
+        [reversed_heads(keys, KV_HEADS), reversed_heads(values, KV_HEADS)]
+    )
 
 
 def swap_gate_and_up(tensors: dict[str, np.ndarray]) -> None:
@@ -267,6 +276,12 @@ def test_sharded_native_checkpoint_is_read_through_its_index(
     assert check(hf_dir, sharded).passed
 
 
+def test_bfloat16_checkpoints_are_compared_in_float32(tmp_path: Path) -> None:
+    save_tiny_model(VARIANTS["qwen2-biases"](), tmp_path / "hf", dtype=torch.bfloat16)
+    convert(tmp_path / "hf", tmp_path / "native", to="native", progress=False)
+    assert check(tmp_path / "hf", tmp_path / "native").passed
+
+
 def test_missing_native_tensor_is_named(
     converted: Callable[[str], tuple[Path, Path]], tmp_path: Path
 ) -> None:
@@ -278,16 +293,23 @@ def test_missing_native_tensor_is_named(
         check(hf_dir, broken)
 
 
-def test_model_type_unknown_to_transformers_is_an_error(
-    converted: Callable[[str], tuple[Path, Path]], tmp_path: Path
+@pytest.mark.parametrize(
+    ("model_type", "message"),
+    [("mtp_llama", "cannot be verified offline"), ("no_such_model", "transformers can load")],
+)
+def test_model_types_transformers_cannot_run_are_errors(
+    model_type: str,
+    message: str,
+    converted: Callable[[str], tuple[Path, Path]],
+    tmp_path: Path,
 ) -> None:
     hf_dir, native_dir = converted("llama-gqa")
-    remote = tmp_path / "remote"
-    shutil.copytree(hf_dir, remote)
-    config = (remote / "config.json").read_text().replace('"llama"', '"mtp_llama"')
-    (remote / "config.json").write_text(config)
-    with pytest.raises(SourceError, match="cannot be verified offline"):
-        check(remote, native_dir)
+    other = tmp_path / model_type
+    shutil.copytree(hf_dir, other)
+    config = (other / "config.json").read_text().replace('"llama"', f'"{model_type}"')
+    (other / "config.json").write_text(config)
+    with pytest.raises(SourceError, match=message):
+        check(other, native_dir)
 
 
 def test_building_the_command_imports_neither_torch_nor_transformers() -> None:

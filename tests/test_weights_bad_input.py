@@ -190,14 +190,14 @@ SLOW_CONVERT = textwrap.dedent(
     from ckptlens.weights import writer
     from ckptlens.weights.convert import convert
 
-    original = writer.ShardWriter.write
+    original = writer.OutputFiles.copy
 
-    def slow_write(self, name, array):
+    def slow_copy(self, *args):
         print("writing", flush=True)
         time.sleep(0.05)
-        return original(self, name, array)
+        return original(self, *args)
 
-    writer.ShardWriter.write = slow_write
+    writer.OutputFiles.copy = slow_copy
     convert(sys.argv[1], sys.argv[2], to="native", progress=False)
     print("done", flush=True)
     """
@@ -223,3 +223,39 @@ def test_conversion_killed_midway_leaves_no_destination(pristine, tmp_path, sign
         assert os.listdir(tmp_path) == []
     convert(pristine["sharded"], dst, to="native", progress=False)
     assert sorted(os.listdir(tmp_path)) == ["dst"]
+
+
+def add_lm_head(checkpoint, perturb: bool) -> None:
+    """A tied checkpoint that stores the output projection anyway (some exporters do)."""
+    path = str(checkpoint / "model.safetensors")
+    tensors = load_file(path)
+    head = tensors["model.embed_tokens.weight"].clone()
+    if perturb:
+        head[3, 5] += 1
+    tensors["lm_head.weight"] = head
+    save_file(tensors, path, metadata={"format": "pt"})
+
+
+def test_tied_checkpoint_with_equal_output_copy_is_read_once(checkpoint, tmp_path):
+    add_lm_head(checkpoint, perturb=False)
+    plan = convert(checkpoint, tmp_path / "native", to="native", progress=False)
+    assert "Tie(count=2)" in plan.describe()
+    back = tmp_path / "back"
+    convert(tmp_path / "native", back, to="llama", progress=False)
+    assert "lm_head.weight" not in load_file(str(back / "model.safetensors"))
+
+
+def test_tied_checkpoint_with_different_output_copy(checkpoint, tmp_path):
+    add_lm_head(checkpoint, perturb=True)
+    error = convert_fails(checkpoint, tmp_path)
+    assert "model.embed_tokens.weight, lm_head.weight" in paths(error)
+    assert "differ" in str(error)
+
+
+def test_destination_inside_the_source(checkpoint):
+    convert(checkpoint, checkpoint / "native", to="native", progress=False)
+    assert sorted(os.listdir(checkpoint / "native")) == [
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ]

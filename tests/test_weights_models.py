@@ -167,3 +167,14 @@ def test_same_format_keeps_the_config_document(saved, tmp_path):
     convert(source, tmp_path / "copy", to="qwen2", progress=False)
     assert read_config(str(tmp_path / "copy")) == read_config(source)
     assert_same_checkpoint_tensors(source, str(tmp_path / "copy"))
+
+
+def test_convert_chooses_the_moe_layout(saved, tmp_path):
+    model, source = saved["mixtral"]
+    needs_format("mixtral")
+    fused = tmp_path / "fused"
+    convert(source, fused, to="mixtral", moe_layout="fused", progress=False)
+    assert any(name.endswith("mlp.experts.down_proj") for name in load_tensors(str(fused)))
+    assert_loads_with_same_logits(model, str(fused))
+    convert(fused, tmp_path / "back", to="mixtral", moe_layout="per_expert", progress=False)
+    assert_same_checkpoint_tensors(source, str(tmp_path / "back"))

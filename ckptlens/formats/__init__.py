@@ -9,11 +9,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ckptlens.formats import llama
+from ckptlens.formats import (
+    diffusion_llama,
+    dream,
+    llama,
+    mistral,
+    mixtral,
+    mtp_llama,
+    qwen2,
+)
 from ckptlens.formats.base import Format
 from ckptlens.lenses.errors import SourceError, Violation
 
-FORMATS: Mapping[str, Format] = {fmt.name: fmt for fmt in (llama.FORMAT,)}
+FORMATS: Mapping[str, Format] = {
+    fmt.name: fmt
+    for fmt in (
+        llama.FORMAT,
+        mistral.FORMAT,
+        qwen2.FORMAT,
+        mixtral.FORMAT,
+        mtp_llama.FORMAT,
+        diffusion_llama.FORMAT,
+        dream.FORMAT,
+    )
+}
 
 
 def names() -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -45,11 +46,13 @@ class Format:
             raise LookupError(f"{self.name} has no config class in transformers")
         import transformers
 
-        return getattr(transformers, self.peer).from_dict(hf_dict)
+        # ``from_dict`` standardises rope keys in place, nested dicts included: give it a copy.
+        return getattr(transformers, self.peer).from_dict(copy.deepcopy(hf_dict))
 
     def canonical(self, hf_dict: dict[str, Any]) -> dict[str, Any]:
         """``hf_dict`` as transformers normalises it: defaults spelled out, v5 rope spelling."""
-        return self.peer_config(hf_dict).to_dict()
+        # transformers writes rope defaults into the dict it is given: hand it a copy.
+        return self.peer_config(copy.deepcopy(hf_dict)).to_dict()
 
     def example(self) -> Model:
         """A small valid native model in this format's domain (drawn by the laws strategies)."""

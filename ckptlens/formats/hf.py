@@ -6,11 +6,13 @@ formats (defaults, which rope types a modeling file supports) are parameters.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 from attrs import frozen
+from hypothesis import strategies as st
 
 from ckptlens.lenses import (
     Bool,
@@ -32,9 +34,9 @@ from ckptlens.lenses import (
     under,
     union,
 )
-from ckptlens.lenses.core import ReadContext
+from ckptlens.lenses.core import Claim, Footprint, ReadContext, WriteContext
 from ckptlens.lenses.errors import definition_site
-from ckptlens.lenses.fields import Custom
+from ckptlens.lenses.fields import Custom, Derived
 from ckptlens.lenses.paths import ABSENT, Path, as_path, equal_values, json_copy
 from ckptlens.lenses.values import Bad
 from ckptlens.native.config import Metadata
@@ -117,6 +119,13 @@ def identity(model_type: str, architectures: Iterable[str]) -> list[Lens]:
         constant("model_type", model_type, required=True),
         constant("architectures", list(architectures), accept=[None]),
     ]
+
+
+def auto_map(entries: Mapping[str, str]) -> Lens:
+    """``auto_map`` of a remote-code format, exactly as its exporter writes it. The view means
+    what *these* modeling files compute (causality, rotary), so a config pointing at other
+    code is refused rather than misread; ``create`` writes it so the files are found."""
+    return constant("auto_map", dict(entries))
 
 
 # ---------------------------------------------------------------- metadata
@@ -247,17 +256,38 @@ def _rope_parameters(rope_type: str) -> list[Lens]:
             _original_context(),
         ]
     if rope_type == "yarn":
+        return yarn_keys()
+    raise ValueError(f"no rope parameters known for {rope_type!r}")
+
+
+def yarn_keys(*, original_required: bool = False, extended: bool = True) -> list[Lens]:
+    """The yarn keys: ``original_required`` when the modeling code has no fallback for
+    ``original_max_position_embeddings``; without ``extended`` there is no ``mscale``,
+    ``mscale_all_dim`` or ``truncate`` (their view fields stay at the method's defaults)."""
+    original = (
+        field("original_context_length", "original_max_position_embeddings", POSITIVE)
+        if original_required
+        else _original_context()
+    )
+    lenses = [
+        _factor(),
+        original,
+        _optional_float("attention_factor", "attention_factor"),
+        _optional_float("beta_fast", "beta_fast"),
+        _optional_float("beta_slow", "beta_slow"),
+    ]
+    if extended:
         return [
-            _factor(),
-            _original_context(),
-            _optional_float("attention_factor", "attention_factor"),
-            _optional_float("beta_fast", "beta_fast"),
-            _optional_float("beta_slow", "beta_slow"),
+            *lenses,
             _optional_float("mscale", "mscale"),
             _optional_float("mscale_all_dim", "mscale_all_dim"),
             field("truncate", "truncate", Nullable(Bool()), default=None, spell_default=False),
         ]
-    raise ValueError(f"no rope parameters known for {rope_type!r}")
+    reason = "this modeling code's yarn has no such key"
+    return [
+        *lenses,
+        *(pinned(name, None, reason) for name in ("mscale", "mscale_all_dim", "truncate")),
+    ]
 
 
 def _theta(default: float = DEFAULT_THETA) -> Lens:
@@ -268,11 +298,12 @@ def rope_type_of(rope: Any) -> str | Bad:
     """The rope type a rope dict names (``rope_type`` or legacy ``type``; ``default`` if none)."""
     if not isinstance(rope, dict):
         return Bad("an object")
-    named = {rope[key] for key in TYPE_KEYS if key in rope}
-    if len(named) > 1:
-        return Bad(f"one rope type, not {sorted(map(str, named))}")
-    found = named.pop() if named else "default"
-    return found if isinstance(found, str) else Bad("a rope type name")
+    named = [rope[key] for key in TYPE_KEYS if key in rope]
+    if not all(isinstance(name, str) for name in named):
+        return Bad("a rope type name")
+    if len(set(named)) > 1:
+        return Bad(f"one rope type, not {sorted(set(named))}")
+    return named[0] if named else "default"
 
 
 def _v4_rope_type(src: Any) -> str | Bad:
@@ -369,16 +400,16 @@ def rope(
 
 @frozen(repr=False)
 class SampledCustom(Custom):
-    """A ``custom`` lens that also says where its errors live (``where``, a source path) and
-    how the laws harness draws its keys (``sample``: a zero-argument function returning a
-    Hypothesis strategy of source fragments, called lazily so formats never import Hypothesis)."""
+    """A ``custom`` lens that also says where its errors live: ``where``, a source path, or the
+    key a ``Problem`` names. Its ``examples`` (a Hypothesis strategy of source fragments) let
+    the laws harness draw its keys."""
 
     where: tuple[str, ...] = ()
-    sample: Callable[[], Any] | None = attrs.field(default=None, eq=False)
+    reads: tuple[Path, ...] = ()
 
     @property
-    def examples(self) -> Any:
-        return None if self.sample is None else self.sample()
+    def footprint(self) -> Footprint:
+        return attrs.evolve(super().footprint, deps=frozenset(self.reads))
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         if not isinstance(src, dict):
@@ -388,8 +419,24 @@ class SampledCustom(Custom):
                 ctx.claim((*at, key), self)
         try:
             return self.read(src)
+        except Problem as problem:
+            return ctx.fail(self, (*at, problem.key), problem.expected, problem.found)
         except (ValueError, TypeError, KeyError, ArithmeticError) as error:
             return ctx.fail(self, (*at, *self.where), str(error), "<the source above>")
+
+    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
+        # The normal form is what a fresh source would say: values the old source held only
+        # as presentation (inert keys) are not carried into it.
+        fresh = ctx.fresh or ctx.style.normal
+        return super()._write(view, vat, new, old, at, attrs.evolve(ctx, fresh=fresh))
+
+
+class Problem(ValueError):
+    """A source problem a ``sampled_custom`` read reports at ``key`` (expected vs found)."""
+
+    def __init__(self, key: str, expected: str, found: Any) -> None:
+        super().__init__(f"{key}: expected {expected}, found {found!r}")
+        self.key, self.expected, self.found = key, expected, found
 
 
 def sampled_custom(
@@ -399,19 +446,21 @@ def sampled_custom(
     *,
     keys: Sequence[str],
     views: Sequence[str],
+    examples: Any,
     where: str = "",
-    sample: Callable[[], Any] | None = None,
+    reads: Sequence[str] = (),
 ) -> SampledCustom:
-    """``custom`` with an error path and a lazy example strategy (see ``SampledCustom``)."""
+    """``custom`` with an error path and source paths it reads but others own (``reads``)."""
     return SampledCustom(
         label,
         read,
         write,
         tuple(keys),
         tuple(as_path(v) for v in views),
+        examples,
         tuple(as_path(where)),
-        sample,
-        site=definition_site(),
+        tuple(as_path(path) for path in reads),
+        site=definition_site(skip=(os.path.abspath(__file__),)),
     )
 
 
@@ -437,10 +486,12 @@ def flat_theta_lens(default: float = DEFAULT_THETA) -> Lens:
         if isinstance(flat, Bad) or isinstance(nested, Bad):
             return {}  # reported by the fields that own the values
         if flat != nested:
-            raise ValueError(
-                f"a flat rope_theta equal to rope_parameters.rope_theta ({nested!r}); the flat "
-                f"key (read by the modeling code) is {src.get('rope_theta', default)!r}"
-                + ("" if "rope_theta" in src else " (absent: the config class default)")
+            raise Problem(
+                "rope_theta",
+                f"{nested!r}, the value of rope_parameters.rope_theta (the modeling code reads "
+                "the flat key, transformers v5 the dict; a config where they differ is two "
+                "different models)",
+                src.get("rope_theta", f"nothing: the config class default {default!r}"),
             )
         return {}
 
@@ -453,11 +504,6 @@ def flat_theta_lens(default: float = DEFAULT_THETA) -> Lens:
             return {"rope_theta": ABSENT}
         return {"rope_theta": value_type.write(theta, old_raw)}
 
-    def sample() -> Any:
-        from hypothesis import strategies as st
-
-        return st.sampled_from([{}, {"rope_theta": default}])
-
     return sampled_custom(
         "flat rope_theta",
         read,
@@ -465,11 +511,22 @@ def flat_theta_lens(default: float = DEFAULT_THETA) -> Lens:
         keys=["rope_theta"],
         views=[],
         where="rope_theta",
-        sample=sample,
+        reads=["rope_parameters", "rope_parameters.rope_theta"],
+        examples=st.sampled_from([{}, {"rope_theta": default}]),
     )
 
 
 # ---------------------------------------------------------------- one value, several view places
+
+
+@frozen(repr=False)
+class Mirror(Derived):
+    """A derived view subtree copied from another (see ``mirror``): it owns the whole subtree."""
+
+    @property
+    def footprint(self) -> Footprint:
+        fp = super().footprint
+        return attrs.evolve(fp, view=frozenset(Claim(c.path, subtree=True) for c in fp.view))
 
 
 def mirror(view: str, of: str, text: str) -> Lens:
@@ -481,7 +538,8 @@ def mirror(view: str, of: str, text: str) -> Lens:
     def compute(reader: Any) -> Any:
         return _copy_leaves(reader, source, reader(source))
 
-    return derived(view, compute, [of], text)
+    rule = Derive(compute, (source,), text)
+    return Mirror(as_path(view), rule, site=definition_site(skip=(os.path.abspath(__file__),)))
 
 
 def _copy_leaves(reader: Any, at: Path, value: Any) -> Any:

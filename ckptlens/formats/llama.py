@@ -209,10 +209,15 @@ def llama_tree(
         raise TypeError(f"llama_tree has no lines {unknown}; known: {sorted(lines)}")
     lines.update(overrides)
     with_defaults(lines, defaults or {})
+    return record(*flat(*lines.values()))
+
+
+def flat(*lines: Line) -> list[Lens]:
+    """The lenses of ``lines`` in order (a line is a lens or a list of them)."""
     parts: list[Lens] = []
-    for line in lines.values():
+    for line in lines:
         parts.extend(line if isinstance(line, list) else [line])
-    return record(*parts)
+    return parts
 
 
 tree = llama_tree("llama", ["LlamaForCausalLM"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ckptlens.formats.base import Format
 from ckptlens.formats.hf import POSITIVE, generic_keys, metadata
-from ckptlens.formats.llama import MIXER, MLP, METADATA_DEFAULTS, Line, llama_tree
+from ckptlens.formats.llama import METADATA_DEFAULTS, MIXER, MLP, Line, llama_tree
 from ckptlens.lenses import Nullable, field, pinned, structure
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter

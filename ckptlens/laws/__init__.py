@@ -8,19 +8,25 @@ Strategies (``laws.sources``, ``laws.views``) are derived from the lens declarat
 pytest plugin (``ckptlens.laws.plugin``) turns a format into one test per law in one line.
 """
 
-from ckptlens.laws.checks import LAWS, LawResult, Report, Target, assert_lawful, check
+from ckptlens.laws.checks import assert_lawful, check, examples, run_law, target_of
 from ckptlens.laws.profiles import PROFILES, profile_name
+from ckptlens.laws.properties import LAWS, Example, Target
+from ckptlens.laws.report import LawResult, Report
 from ckptlens.laws.strategies import sources, views
 
 __all__ = [
     "LAWS",
     "PROFILES",
+    "Example",
     "LawResult",
     "Report",
     "Target",
     "assert_lawful",
     "check",
+    "examples",
     "profile_name",
+    "run_law",
     "sources",
+    "target_of",
     "views",
 ]

@@ -86,7 +86,8 @@ def view_coverage_problems(
         if isinstance(part, Member)
     }
     problems = []
-    for leaf in schema_leaves(schema, unions):
+    leaves = named_leaves(list(schema_leaves(schema, unions)), [claim.path for claim, _ in claims])
+    for leaf in leaves:
         if not _members_supported(leaf, supported):
             continue
         owners = [owner for claim, owner in claims if _covers(claim, leaf)]
@@ -96,14 +97,33 @@ def view_coverage_problems(
             names = ", ".join(f"{o.name} @ {o.site}" for o in owners)
             problems.append(f"view field {_show(leaf)} is claimed {len(owners)} times: {names}")
     for claim, owner in claims:
-        if not any(
-            _covers(claim, leaf) or _covers(Claim(leaf), claim.path)
-            for leaf in schema_leaves(schema, unions)
-        ):
+        if not any(_covers(claim, leaf) or _covers(Claim(leaf), claim.path) for leaf in leaves):
             problems.append(
                 f"{owner.name} @ {owner.site} claims {_show(claim.path)}, which the schema lacks"
             )
     return problems
+
+
+def named_leaves(leaves: list[Path], claimed: list[Path]) -> list[Path]:
+    """``leaves`` with each dict wildcard (``blocks.*``) replaced by the entry names the claims
+    use there, when they name some (a format whose pattern blocks are ``full``/``sliding``)."""
+    out: list[Path] = []
+    for leaf in leaves:
+        if ANY_KEY not in leaf:
+            out.append(leaf)
+            continue
+        i = leaf.index(ANY_KEY)
+        names = {
+            path[i]
+            for path in claimed
+            if len(path) > i and path[:i] == leaf[:i] and isinstance(path[i], str)
+        }
+        if not names:
+            out.append(leaf)
+            continue
+        named = [(*leaf[:i], name, *leaf[i + 1 :]) for name in sorted(names)]
+        out.extend(named_leaves(named, claimed))
+    return out
 
 
 def _members_supported(leaf: Path, supported: set[Path]) -> bool:
@@ -188,3 +208,65 @@ def changed_paths(old: Any, new: Any, at: Path = ()) -> Iterator[Path]:
                 yield from changed_paths(old[key], new[key], (*at, key))
     elif type(old) is not type(new) or old != new:
         yield at
+
+
+# ---------------------------------------------------------------- per-lens footprint honesty
+
+
+def footprint_strays(lens: Lens, source: Any, view: Any) -> list[str]:
+    """Source paths some lens read or changed outside its *own* declared footprint.
+
+    Each leaf lens runs alone on the part of ``source`` (and ``view``) it would see, reading
+    through a tracing dict and writing into a copy, so a lens cannot hide behind a sibling
+    that declares the path it touched."""
+    strays: list[str] = []
+    _walk(lens, source, (), view, strays)
+    return strays
+
+
+def _walk(lens: Lens, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+    from ckptlens.lenses.core import ReadContext, Style, WriteContext
+    from ckptlens.lenses.paths import json_copy, lookup
+    from ckptlens.lenses.structure import DictOf, Structured, Under
+
+    if isinstance(lens, Compose):
+        _walk(lens.first, src, at, view, strays)
+    elif isinstance(lens, Structured):
+        return
+    elif isinstance(lens, At):
+        _walk(lens.inner, src, at, lookup(view, lens.prefix), strays)
+    elif isinstance(lens, Under):
+        sub = src.get(lens.key) if isinstance(src, dict) else None
+        _walk(lens.inner, sub if isinstance(sub, dict) else {}, (*at, lens.key), view, strays)
+    elif isinstance(lens, DictOf):
+        for name, sub in (src or {}).items():
+            _walk(lens.entry, sub, (*at, name), lookup(view, (name,)), strays)
+    elif isinstance(lens, Union | Spelling):
+        log: set[Path] = set()
+        (lens.choose if isinstance(lens, Union) else lens.detect)(trace(src, at, log))
+        _report(lens, log, at, strays, "read")
+        for branch in lens.children():
+            _walk(branch, src, at, view, strays)
+    elif lens.children():
+        for child in lens.children():
+            _walk(child, src, at, view, strays)
+    else:
+        log = set()
+        lens._read(trace(src, at, log), at, ReadContext(root=src))
+        _report(lens, log, at, strays, "read")
+        if isinstance(view, dict) and isinstance(src, dict):
+            ctx = WriteContext(style=Style(), fresh=False, view_root=view)
+            written = lens._write(view, (), json_copy(src), src, at, ctx)
+            changed = {(*at, *path) for path in changed_paths(src, written)}
+            _report(lens, changed, at, strays, "changed", writes=True)
+
+
+def _report(
+    lens: Lens, paths: set[Path], at: Path, strays: list[str], verb: str, writes: bool = False
+) -> None:
+    fp = lens.footprint
+    claims = [claim.prefixed(at) for claim in (fp.claims if writes else fp.claims | fp.kept)]
+    deps = [] if writes else [(*at, *dep) for dep in fp.deps]  # read-only, owned by others
+    for path in sorted(paths, key=str):
+        if not declared(path, claims, deps):
+            strays.append(f"{lens.name} @ {lens.site} {verb} {_show(path)}")

@@ -7,6 +7,7 @@ the ``CI`` environment variable is set, else ``dev``.
 from __future__ import annotations
 
 import os
+
 from hypothesis import settings
 
 PROFILES: dict[str, settings] = {
@@ -14,6 +15,14 @@ PROFILES: dict[str, settings] = {
     "ci": settings(max_examples=200, deadline=None, derandomize=False),
     "thorough": settings(max_examples=2000, deadline=None),
 }
+
+
+# How long a failing law may spend shrinking its counterexample before it is reported.
+SHRINK_SECONDS: dict[str, float] = {"dev": 3.0, "ci": 8.0, "thorough": 60.0}
+
+
+def shrink_seconds(profile: str | None = None) -> float:
+    return SHRINK_SECONDS[profile_name(profile)]
 
 
 def profile_name(profile: str | None = None) -> str:

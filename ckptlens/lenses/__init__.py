@@ -12,7 +12,7 @@ from ckptlens.lenses.core import (
     at,
     record,
 )
-from ckptlens.lenses.errors import DefinitionError, LensError, SourceError, Violation, ViewError
+from ckptlens.lenses.errors import DefinitionError, LensError, SourceError, ViewError, Violation
 from ckptlens.lenses.fields import (
     REQUIRED,
     Derive,
@@ -53,8 +53,8 @@ __all__ = [
     "Str",
     "Style",
     "TokenIds",
-    "Violation",
     "ViewError",
+    "Violation",
     "at",
     "constant",
     "constraint",

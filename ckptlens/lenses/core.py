@@ -24,8 +24,8 @@ from attrs import define, frozen
 from ckptlens.lenses.errors import (
     DefinitionError,
     SourceError,
-    Violation,
     ViewError,
+    Violation,
     definition_site,
 )
 from ckptlens.lenses.paths import (
@@ -257,9 +257,11 @@ class Lens:
 
     def _get_checked(self, source: Any) -> tuple[Any, list[Violation]]:
         ctx = ReadContext(root=source)
+        if not isinstance(source, dict):
+            ctx.fail(self, (), "a JSON object (a config dict)", source)
+            return None, ctx.violations
         view = self._read_root(source, ctx)
-        if not ctx.violations:
-            ctx.violations.extend(coverage_violations(source, ctx.claims))
+        ctx.violations.extend(coverage_violations(source, ctx.claims))
         return (None if ctx.violations else view), ctx.violations
 
     def _read_root(self, source: Any, ctx: ReadContext) -> Any:

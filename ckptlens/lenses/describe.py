@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from attrs import frozen
@@ -22,7 +22,7 @@ class Table:
 
     def __str__(self) -> str:
         widths = [
-            min(48, max(len(col), *(len(row[i]) for row in self.rows)) if self.rows else len(col))
+            min(56, max(len(col), *(len(row[i]) for row in self.rows)) if self.rows else len(col))
             for i, col in enumerate(self.columns)
         ]
         lines = ["  ".join(col.ljust(w) for col, w in zip(self.columns, widths, strict=True))]
@@ -43,8 +43,19 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def compact(view: str) -> str:
+    """A view path for people: ``decoder.<fixed>.block.mixer.<attention>.heads`` reads as
+    ``decoder.block.mixer.heads [attention]`` (the innermost union member in brackets)."""
+    if not view:
+        return ""
+    parts = view.split(".")
+    members = [p[1:-1] for p in parts if p.startswith("<") and p.endswith(">")]
+    plain = ".".join(p for p in parts if not (p.startswith("<") and p.endswith(">")))
+    return f"{plain} [{members[-1]}]" if members else plain
+
+
 def _cells(row: Row) -> tuple[str, ...]:
-    return (row.view, row.source, row.primitive, row.default, row.domain)
+    return (compact(row.view), row.source, row.primitive, row.default, row.domain)
 
 
 def describe(lens: Lens) -> Table:
@@ -52,24 +63,42 @@ def describe(lens: Lens) -> Table:
 
 
 def explain(lens: Lens, source: Any) -> Table:
-    """Each row with the source value it read and the view value it produced."""
+    """Each row the source actually uses, with the value it read and the view value."""
     tree, view = _tree_and_view(lens, source)
     rows = []
-    for row in tree._rows((), ()):
+    for row in _live_rows(tree, source, (), ()):
         view_value = _view_value(view, row.view) if row.view else ABSENT
         source_value = lookup(source, as_path(row.source)) if row.source else ABSENT
-        if row.view and view_value is ABSENT:
-            continue  # a union member this source does not use
-        rows.append(
-            (
-                row.view,
-                _show(view_value),
-                row.source,
-                _show(source_value),
-                row.primitive,
-            )
-        )
+        shown_source = _show(source_value) if row.source else ""
+        if row.source and source_value is ABSENT:
+            shown_source = "(absent: default)"
+        rows.append((compact(row.view), _show(view_value), row.source, shown_source, row.primitive))
     return Table(("view", "value", "source", "source value", "lens"), tuple(rows))
+
+
+def _live_rows(lens: Lens, src: Any, vprefix: tuple, sprefix: tuple) -> Iterator[Row]:
+    """``describe`` rows, following only the union branches and spellings ``src`` uses."""
+    from ckptlens.lenses.core import At, Record
+    from ckptlens.lenses.structure import Spelling, Under, Union
+
+    if isinstance(lens, Record):
+        for part in lens.parts:
+            yield from _live_rows(part, src, vprefix, sprefix)
+    elif isinstance(lens, At):
+        yield from _live_rows(lens.inner, src, vprefix + lens.prefix, sprefix)
+    elif isinstance(lens, Under):
+        sub = src.get(lens.key) if isinstance(src, dict) else None
+        yield from _live_rows(lens.inner, sub or {}, vprefix, (*sprefix, lens.key))
+    elif isinstance(lens, Spelling):
+        name = lens.detect(src)
+        chosen = lens.spellings.get(name) if isinstance(name, str) else None
+        yield from _live_rows(chosen or next(iter(lens.spellings.values())), src, vprefix, sprefix)
+    elif isinstance(lens, Union):
+        tag = lens._choose(src)
+        if isinstance(tag, str) and tag in lens.branches:
+            yield from _live_rows(lens.branches[tag], src, (*vprefix, Member(tag)), sprefix)
+    else:
+        yield from lens._rows(vprefix, sprefix)
 
 
 def _tree_and_view(lens: Lens, source: Any) -> tuple[Lens, Any]:

@@ -250,9 +250,12 @@ class Constant(Lens):
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
         present = [key for key in self.keys if key in new]
-        if ctx.style.normal and not self.required:
+        if ctx.style.normal:
+            # The normal form states a required constant once, under its canonical key.
             for key in present:
                 del new[key]
+            if self.required:
+                new[self.keys[0]] = json_copy(self.value)
             return new
         for key in present:
             # A branch switch reuses the old key spelling but must state the new value.
@@ -500,9 +503,7 @@ class Constraint(Lens):
         ctx.checks.append(check)
         return {}
 
-    def _write(
-        self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext
-    ) -> Any:
+    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
         if not self._holds(ctx.view_root):
             found = {_dotted(path): lookup(ctx.view_root, path) for path in self.rule.reads}
             ctx.fail(self, self.rule.reads[0], self.rule.text, found)
@@ -513,6 +514,8 @@ class Constraint(Lens):
         yield Row(reads, "", "constraint", "", self.rule.text)
 
 
-def constraint(predicate: Callable[[ViewReader], bool], reads: Sequence[str], text: str) -> Constraint:
+def constraint(
+    predicate: Callable[[ViewReader], bool], reads: Sequence[str], text: str
+) -> Constraint:
     """The format requires ``predicate`` of the view fields ``reads`` (``text`` says what)."""
     return Constraint(Derive(predicate, tuple(reads), text), site=definition_site())

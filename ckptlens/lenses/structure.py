@@ -72,9 +72,10 @@ class Under(Lens):
                 return ctx.fail(self, path, "an object", ABSENT)
             ctx.claim(path, self, "subtree" if sub is None else "container")
             return self.inner._read({}, path, ctx)
-        ctx.claim(path, self, "container")
         if not isinstance(sub, dict):
+            ctx.claim(path, self, "subtree")
             return ctx.fail(self, path, "an object", sub)
+        ctx.claim(path, self, "container")
         return self.inner._read(sub, path, ctx)
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
@@ -129,11 +130,22 @@ class Union(Lens):
             total = total | branch.footprint.under(view_prefix=(Member(tag),))
         return total
 
+    def _choose(self, src: Any) -> Any:
+        """The discriminator's answer; a discriminator that fails is a bad source, not a crash."""
+        try:
+            tag = self.choose(src)
+        except (TypeError, ValueError, KeyError, AttributeError) as error:
+            return Bad(f"a readable {self.label} ({error})")
+        return tag if isinstance(tag, Bad) or isinstance(tag, str) else Bad(f"a {self.label} name")
+
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
-        tag = self.choose(src)
-        if isinstance(tag, Bad):
-            return ctx.fail(self, at + self.where, tag.expected, lookup(src, self.where))
-        if tag not in self.branches:
+        tag = self._choose(src)
+        if isinstance(tag, Bad) or tag not in self.branches:
+            # No branch can read this; own every key any branch would, so the one error
+            # names the discriminator instead of each key as unknown.
+            claim_present(self, src, at, ctx)
+            if isinstance(tag, Bad):
+                return ctx.fail(self, at + self.where, tag.expected, lookup(src, self.where))
             supported = f"a supported {self.label}: one of {list(self.branches)}"
             return ctx.fail(self, at + self.where, supported, tag)
         fragment = self.branches[tag]._read(src, at, ctx)
@@ -145,7 +157,7 @@ class Union(Lens):
         if branch is None:
             ctx.fail(self, (*vat, TAG), f"one of {list(self.branches)} ({self.label})", tag)
             return new
-        old_tag = self.choose(old) if isinstance(old, dict) else None
+        old_tag = self._choose(old) if isinstance(old, dict) else None
         if isinstance(old_tag, str) and old_tag != tag and old_tag in self.branches:
             drop_owned(new, self.branches[old_tag].footprint, branch.footprint)
         return branch._write(view, vat, new, old, at, ctx)
@@ -153,6 +165,14 @@ class Union(Lens):
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
         for tag, branch in self.branches.items():
             yield from branch._rows((*vprefix, Member(tag)), sprefix)
+
+
+def claim_present(lens: Lens, src: Any, at: Path, ctx: ReadContext) -> None:
+    """Claim, as opaque subtrees, the top-level keys of ``src`` that ``lens`` owns."""
+    if isinstance(src, dict):
+        for key in _top_keys(lens):
+            if key in src:
+                ctx.claim((*at, key), lens, "subtree")
 
 
 def union(
@@ -206,12 +226,12 @@ class Spelling(Lens):
             total = total | Footprint(fp.claims, fp.kept, fp.deps, fp.view, fp.view_deps)
         return total
 
-    def detect(self, src: Any) -> str | None | Bad:
+    def detect(self, src: Any) -> str | Bad | None:
         """The spelling ``src`` uses: by which spelling's top-level keys are present."""
         if not isinstance(src, dict):
             return None
         owned = {name: _top_keys(lens) for name, lens in self.spellings.items()}
-        shared = set.intersection(*owned.values()) if owned else set()
+        shared = frozenset.intersection(*owned.values()) if owned else frozenset()
         used = [name for name, keys in owned.items() if (keys - shared) & src.keys()]
         if len(used) > 1:
             spelled = {name: sorted((owned[name] - shared) & src.keys()) for name in used}
@@ -225,6 +245,7 @@ class Spelling(Lens):
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         name = self.detect(src)
         if isinstance(name, Bad):
+            claim_present(self, src, at, ctx)
             return ctx.fail(self, at, name.expected, "<both>")
         return self.spellings[name or next(iter(self.spellings))]._read(src, at, ctx)
 
@@ -240,9 +261,18 @@ class Spelling(Lens):
                 yield attrs.evolve(row, primitive=f"{row.primitive} [{name}]")
 
 
-def _top_keys(lens: Lens) -> set[str]:
-    fp = lens.footprint
-    return {claim.path[0] for claim in fp.claims | fp.kept if claim.path}
+_TOP_KEYS: dict[int, tuple[Lens, frozenset[str]]] = {}
+
+
+def _top_keys(lens: Lens) -> frozenset[str]:
+    """The top-level source keys ``lens`` owns (cached: lenses are immutable, and detection
+    runs on every get and put)."""
+    cached = _TOP_KEYS.get(id(lens))
+    if cached is None or cached[0] is not lens:
+        fp = lens.footprint
+        cached = (lens, frozenset(claim.path[0] for claim in fp.claims | fp.kept if claim.path))
+        _TOP_KEYS[id(lens)] = cached
+    return cached[1]
 
 
 def spelling(label: str, **spellings: Lens) -> Spelling:

@@ -61,6 +61,9 @@ def run_convert(args: argparse.Namespace) -> int:
     except LensError as error:
         print(f"ckptlens convert: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nckptlens convert: interrupted; {args.dst} was not created", file=sys.stderr)
+        return 130
     print(plan.describe(verbose=args.plan))
     if not args.plan:
         print(f"wrote {args.dst}")

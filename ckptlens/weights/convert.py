@@ -20,7 +20,7 @@ from ckptlens.lenses.errors import LensError, SourceError, Violation
 from ckptlens.native.checkpoint import FORMAT_NAME, model_from_native_config, native_config_dict
 from ckptlens.native.config import Model
 from ckptlens.weights.execute import execute
-from ckptlens.weights.hf_llama_family import PER_EXPERT, detect_moe_layout
+from ckptlens.weights.hf_llama_family import OUTPUT, PER_EXPERT, detect_moe_layout
 from ckptlens.weights.lens import WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
 from ckptlens.weights.progress import ProgressLine
@@ -95,9 +95,9 @@ def convert(
     src = os.fspath(src)
     document = _read_json(os.path.join(src, CONFIG))
     code = _dtype_code(dtype)
-    tensor_names = read_checkpoint(src).tensors
-    detected = detect_moe_layout(tensor_names) or PER_EXPERT
-    source = _source_side(document, detected)
+    checkpoint = read_checkpoint(src)
+    detected = detect_moe_layout(checkpoint.tensors) or PER_EXPERT
+    source = _source_side(document, detected, OUTPUT in checkpoint.tensors)
     target = _target_side(source, to, document, code, moe_layout or detected)
     return convert_between(
         src,
@@ -108,6 +108,7 @@ def convert(
         max_shard_size=max_shard_size,
         plan_only=plan_only,
         progress=progress,
+        checkpoint=checkpoint,
     )
 
 
@@ -121,12 +122,14 @@ def convert_between(
     max_shard_size: int | str = "5GB",
     plan_only: bool = False,
     progress: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> Plan:
-    """Convert with both sides given (weight lenses and the target config document)."""
+    """Convert with both sides given (weight lenses and the target config document);
+    ``dtype`` is a safetensors dtype code (``"BF16"``), ``checkpoint`` the headers if read."""
     src, dst = os.fspath(src), os.fspath(dst)
     if not plan_only:
         _check_destination(dst)
-    checkpoint = read_checkpoint(src)
+    checkpoint = checkpoint if checkpoint is not None else read_checkpoint(src)
     max_bytes = parse_size(max_shard_size)
     plan = build_plan(checkpoint, source.lens, target.lens, dtype=dtype, max_shard_bytes=max_bytes)
     if not plan_only:
@@ -134,7 +137,7 @@ def convert_between(
     return plan
 
 
-def _source_side(document: dict[str, Any], layout: str) -> Side:
+def _source_side(document: dict[str, Any], layout: str, has_output: bool) -> Side:
     if document.get("format") == FORMAT_NAME:
         model = model_from_native_config(document)
         return Side(NATIVE, native_weights(model), document)
@@ -142,7 +145,10 @@ def _source_side(document: dict[str, Any], layout: str) -> Side:
 
     fmt = formats.detect(document)
     model = fmt.lens.get(document)
-    return Side(fmt.name, fmt.weights(model, moe_layout=layout), document)
+    options: dict[str, Any] = {"moe_layout": layout}
+    if has_output and model.tied_embeddings:
+        options["tied_output_on_disk"] = True
+    return Side(fmt.name, fmt.weights(model, **options), document)
 
 
 def _target_side(
@@ -216,6 +222,9 @@ def _check_destination(dst: str) -> None:
         )
 
 
+STAGING = re.compile(r"\.(.+)\.ckptlens-(\d+)\.tmp")
+
+
 def temporary_sibling(dst: str) -> str:
     """Where ``dst`` is assembled: hidden, in the same directory (so the rename is atomic)."""
     parent, name = os.path.split(os.path.abspath(dst))
@@ -251,6 +260,8 @@ def _copy_other_files(checkpoint: Checkpoint, staging: str) -> None:
     for name in sorted(os.listdir(checkpoint.directory)):
         if name in weights or name.endswith(PICKLE_SUFFIXES) or name.endswith(".safetensors"):
             continue
+        if STAGING.fullmatch(name):  # a conversion being assembled here (dst inside src)
+            continue
         source = os.path.join(checkpoint.directory, name)
         if os.path.isdir(source):
             shutil.copytree(source, os.path.join(staging, name))
@@ -269,10 +280,9 @@ def _sync_directory(path: str) -> None:
 def _remove_stale_temporaries(dst: str) -> None:
     """Staging directories left by a killed conversion (their process is gone)."""
     parent, name = os.path.split(os.path.abspath(dst))
-    pattern = re.compile(rf"\.{re.escape(name)}\.ckptlens-(\d+)\.tmp")
     for entry in os.listdir(parent):
-        match = pattern.fullmatch(entry)
-        if match and not _alive(int(match[1])):
+        match = STAGING.fullmatch(entry)
+        if match and match[1] == name and not _alive(int(match[2])):
             shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 

@@ -3,28 +3,35 @@
 Reads use ``os.preadv`` into fresh buffers rather than a memory map, so the data alive at any
 moment is exactly what the plan's memory bound counts (mapped pages would show up in RSS and
 linger). Ops run on numpy arrays of the raw element width; torch is imported only to cast
-floating dtypes when the user asked for another dtype. A writer thread overlaps writing one
-group with reading and computing the next (file writes release the GIL).
+floating dtypes when the user asked for another dtype. Groups that only move bytes (renames,
+dim-0 concatenations and splits, expert stacking) never enter memory: the kernel copies them
+file to file. IO threads write while the main thread computes (file IO releases the GIL).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
-import queue
 import threading
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
+from ckptlens.lenses.errors import SourceError, Violation
+from ckptlens.weights.ops import ShapeError
 from ckptlens.weights.plan import WRITE_QUEUE_DEPTH, Group, Plan
 from ckptlens.weights.safetensors_header import DTYPE_SIZES, TensorInfo
-from ckptlens.weights.writer import ShardWriter
+from ckptlens.weights.writer import OutputFiles
 
 if TYPE_CHECKING:
     import numpy as np
 
 Progress = Callable[[int], None]
 TORCH_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
-POLL_SECONDS = 0.1
+SITE = "execute"
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 1024 * 1024
 RAW_TYPES = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 
 
@@ -62,7 +69,13 @@ def run_group(group: Group, descriptors: dict[str, int]) -> list[tuple[str, np.n
     native: dict[str, np.ndarray] = {}
     for mapping in group.source:
         arrays = [read_tensor(_info(group, name), descriptors) for name in mapping.external]
-        native.update(zip(mapping.native, mapping.op.apply(arrays), strict=True))
+        try:
+            native.update(zip(mapping.native, mapping.op.apply(arrays), strict=True))
+        except ShapeError as error:  # data-dependent: tied copies that differ
+            found = str(error)
+            raise SourceError(
+                [Violation(", ".join(mapping.external), "valid data", found, SITE)]
+            ) from None
     outputs: dict[str, np.ndarray] = {}
     for mapping in group.target:
         arrays = mapping.op.inverse().apply([native[name] for name in mapping.native])
@@ -78,91 +91,102 @@ def _info(group: Group, name: str) -> TensorInfo:
 def execute(plan: Plan, directory: str, progress: Progress | None = None) -> None:
     """Write every shard of ``plan`` into ``directory`` (which must exist).
 
-    The writer thread is a daemon watching a cancel flag, so an interrupt anywhere (even
-    between two queue operations) stops it and lets the caller remove the staging directory.
+    Three lanes run at once, each tensor going straight to its planned place: one thread runs
+    the kernel copies of byte-move groups, the main thread reads and computes the other groups,
+    and one thread writes their results. At most ``WRITE_QUEUE_DEPTH + 1`` computed groups wait
+    for writing, which is what the plan's memory bound counts. An interrupt cancels pending
+    work before the caller cleans up.
     """
-    pending: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE_DEPTH)
-    cancel = threading.Event()
-    failure: list[BaseException] = []
-    arguments = (plan, directory, pending, cancel, failure, progress)
-    writer = threading.Thread(target=_write_loop, args=arguments, daemon=True)
-    writer.start()
-    descriptors: dict[str, int] = {}
+    _return_large_buffers_to_the_system()
+    sources = {info.file: -1 for group in plan.groups for info in group.reads}
+    outputs = OutputFiles(directory, plan.shards)
+    report = _thread_safe(progress)
+    slots = threading.BoundedSemaphore(WRITE_QUEUE_DEPTH + 1)
+    copier = ThreadPoolExecutor(1, thread_name_prefix="ckptlens-copy")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="ckptlens-write")
+    futures: list[Future] = []
     try:
+        for file in sources:
+            sources[file] = os.open(file, os.O_RDONLY)
+        for group in plan.groups:  # moves first: they cost no memory and keep the disk busy
+            if group.moves is not None:
+                futures += [
+                    copier.submit(_counted, report, outputs.copy, name, segments, sources)
+                    for name, segments in group.moves
+                ]
         for group in plan.groups:
-            work = group.moves if group.moves is not None else run_group(group, descriptors)
-            _hand_over(pending, (group.moves is not None, work), writer, failure)
-        _hand_over(pending, None, writer, failure)
-        writer.join()
+            if group.moves is None:
+                _raise_failures(futures)
+                futures.append(_compute(writer, group, outputs, sources, slots, report))
+        for future in futures:
+            future.result()
+        outputs.finish()
     except BaseException:
-        cancel.set()
-        writer.join(timeout=10)
+        for pool in (copier, writer):
+            pool.shutdown(wait=True, cancel_futures=True)
+        outputs.abort()
         raise
     finally:
-        for descriptor in descriptors.values():
-            os.close(descriptor)
-    if failure:
-        raise failure[0]
-
-
-def _hand_over(pending: queue.Queue, item: object, writer: threading.Thread, failure: list) -> None:
-    while writer.is_alive() and not failure:
-        try:
-            pending.put(item, timeout=POLL_SECONDS)
-            return
-        except queue.Full:
-            continue
-    if failure:
-        raise failure[0]
-
-
-def _write_loop(
-    plan: Plan,
-    directory: str,
-    pending: queue.Queue,
-    cancel: threading.Event,
-    failure: list[BaseException],
-    progress: Progress | None,
-) -> None:
-    """Consume group outputs in order, opening and closing shards as the layout says."""
-    shards = iter(plan.shards)
-    writer: ShardWriter | None = None
-    remaining = 0
-    sources: dict[str, int] = {}
-    try:
-        for is_move, outputs in _until_done(pending, cancel):
-            for name, data in outputs:
-                if remaining == 0:
-                    if writer is not None:
-                        writer.close()
-                    layout = next(shards)
-                    writer, remaining = ShardWriter(directory, layout), len(layout.tensors)
-                if is_move:
-                    written = writer.copy(name, data, sources)
-                else:
-                    written = writer.write(name, data)
-                remaining -= 1
-                if progress is not None:
-                    progress(written)
-        if writer is not None and not cancel.is_set():
-            writer.close()
-            writer = None
-    except BaseException as error:
-        failure.append(error)
-    finally:
-        if writer is not None:
-            writer.abort()
+        for pool in (copier, writer):
+            pool.shutdown(wait=True)
         for descriptor in sources.values():
-            os.close(descriptor)
+            if descriptor >= 0:
+                os.close(descriptor)
 
 
-def _until_done(pending: queue.Queue, cancel: threading.Event) -> Iterator[list]:
-    """Items until the end marker (``None``) or until cancelled."""
-    while not cancel.is_set():
-        try:
-            item = pending.get(timeout=POLL_SECONDS)
-        except queue.Empty:
-            continue
-        if item is None:
-            return
-        yield item
+def _return_large_buffers_to_the_system() -> None:
+    """glibc raises its mmap threshold after freeing a large block, after which tensor-sized
+    buffers come from the heap and freed ones stay resident; pinning the threshold keeps
+    every tensor buffer a mapping of its own, returned on free, so RSS follows the plan."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to pin
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
+def _compute(
+    writer: ThreadPoolExecutor,
+    group: Group,
+    outputs: OutputFiles,
+    sources: dict[str, int],
+    slots: threading.BoundedSemaphore,
+    report: Progress,
+) -> Future:
+    """Compute one group (waiting for a free slot first) and queue its writes."""
+    slots.acquire()
+    try:
+        results = run_group(group, sources)
+    except BaseException:
+        slots.release()
+        raise
+    return writer.submit(_write_group, outputs, results, slots, report)
+
+
+def _write_group(
+    outputs: OutputFiles, results: list, slots: threading.BoundedSemaphore, report: Progress
+) -> None:
+    try:
+        for name, array in results:
+            report(outputs.write(name, array))
+    finally:
+        results.clear()  # drop the arrays before the slot frees: the memory bound relies on it
+        slots.release()
+
+
+def _counted(report: Progress, action: Callable[..., int], *args: Any) -> None:
+    report(action(*args))
+
+
+def _raise_failures(futures: list[Future]) -> None:
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
+
+
+def _thread_safe(progress: Progress | None) -> Progress:
+    lock = threading.Lock()
+
+    def report(count: int) -> None:
+        if progress is not None:
+            with lock:
+                progress(count)
+
+    return report

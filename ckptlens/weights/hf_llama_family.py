@@ -27,7 +27,16 @@ from ckptlens.native.config import (
     RMSNorm,
 )
 from ckptlens.weights.lens import TensorMapping, WeightLens
-from ckptlens.weights.ops import Concat, Identity, Parallel, RotaryPermute, Stack, chain, parallel
+from ckptlens.weights.ops import (
+    Concat,
+    Identity,
+    Parallel,
+    RotaryPermute,
+    Stack,
+    Tie,
+    chain,
+    parallel,
+)
 
 PER_EXPERT = "per_expert"
 FUSED = "fused"
@@ -173,9 +182,16 @@ def head_mappings(model: Model, naming: HFNaming, moe_layout: str) -> Iterator[T
 
 
 def llama_family_weights(
-    model: Model, *, naming: HFNaming | str = STANDARD, moe_layout: str = PER_EXPERT
+    model: Model,
+    *,
+    naming: HFNaming | str = STANDARD,
+    moe_layout: str = PER_EXPERT,
+    tied_output_on_disk: bool = False,
 ) -> WeightLens:
-    """The HF weight lens of ``model``; ``naming`` is an ``HFNaming`` or a format name. Raises
+    """The HF weight lens of ``model``; ``naming`` is an ``HFNaming`` or a format name.
+
+    ``tied_output_on_disk``: a tied model whose checkpoint still stores ``lm_head.weight`` (some
+    exporters write both); the two copies are checked equal and read as one. Raises
     ``ViewError`` listing every tensor the naming cannot represent."""
     label = f"hf {naming}" if isinstance(naming, str) else "hf"
     if isinstance(naming, str):
@@ -184,6 +200,8 @@ def llama_family_weights(
     if problems:
         raise ViewError(problems)
     mappings = [rename(EMBEDDINGS, names.EMBEDDINGS)]
+    if tied_output_on_disk and model.tied_embeddings:
+        mappings = [TensorMapping((EMBEDDINGS, OUTPUT), (names.EMBEDDINGS,), Tie(2))]
     for index, block in enumerate(model.decoder.blocks_in_order):
         native = names.block_prefix(index)
         mappings += block_mappings(f"model.layers.{index}", native, block, moe_layout)

@@ -24,7 +24,8 @@ from ckptlens.weights.writer import OutputTensor, ShardLayout, assign_shards
 
 SITE = "plan"
 WRITE_QUEUE_DEPTH = 1
-"""Groups waiting for the writer thread; the memory bound counts them."""
+"""Computed groups waiting for (beyond the one being written by) the IO threads; the memory
+bound counts them."""
 
 
 @frozen
@@ -52,8 +53,13 @@ class Group:
         ops += [f"inverse {m.op!r}" for m in self.target if not m.op.is_identity]
         reads = ", ".join(f"{i.name} {list(i.shape)} {i.dtype}" for i in self.reads)
         writes = ", ".join(f"{t.name} {list(t.shape)} {t.dtype}" for t in self.outputs)
-        how = " (kernel copy)" if self.moves is not None else ""
-        return f"{reads}\n    -> {' ; '.join(ops) or 'rename'}{how}\n    -> {writes}"
+        how = (
+            "kernel copy"
+            if self.moves is not None
+            else f"compute, {human_size(self.working_bytes)}"
+        )
+        size = human_size(self.write_bytes)
+        return f"{reads}\n    -> {' ; '.join(ops) or 'rename'} ({how})\n    -> {writes} ({size})"
 
 
 @frozen
@@ -87,7 +93,7 @@ class Plan:
         cast = "" if self.dtype is None else f" as {self.dtype}"
         lines = [
             f"plan: {self.source_layout} -> {self.target_layout}{cast}",
-            f"  {len(self.groups)} groups, {len(self.shards)} shards,"
+            f"  {_count(len(self.groups), 'group')}, {_count(len(self.shards), 'shard')},"
             f" read {human_size(self.read_bytes)}, write {human_size(self.write_bytes)},"
             f" peak tensor memory <= {human_size(self.memory_bound)}",
         ]
@@ -98,6 +104,10 @@ class Plan:
                 )
             lines += [f"  {g.describe()}" for g in self.groups]
         return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def human_size(count: int) -> str:

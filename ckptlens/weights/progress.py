@@ -24,7 +24,7 @@ class ProgressLine:
     def __call__(self, count: int) -> None:
         self.done += count
         now = time.perf_counter()
-        if now - self._shown >= REFRESH_SECONDS:
+        if now - self._shown >= REFRESH_SECONDS and self.done < self.total:  # finish shows 100%
             self._shown = now
             self._show(end="\r")
 

@@ -9,9 +9,11 @@ no shard is ever held in memory. Shard names and the index follow the Hugging Fa
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 Shape = tuple[int, ...]
 METADATA = {"format": "pt"}
+WRITEBACK_BYTES = 1024 * 1024
 
 
 @frozen
@@ -108,71 +111,106 @@ def write_json(path: str, document: Any) -> None:
         os.fsync(handle.fileno())
 
 
-class ShardWriter:
-    """Writes one shard: the header at open, then each tensor in the layout's order."""
+class OutputFiles:
+    """Every shard of a plan, open at once with its header written. Each tensor's place
+    (file, offset) is fixed by the headers, so tensors are written in any order, by any thread,
+    with positional writes and kernel copies; ``finish`` checks all arrived, then syncs."""
 
-    def __init__(self, directory: str, layout: ShardLayout) -> None:
-        self.layout = layout
-        self._next = 0
-        self._file = open(os.path.join(directory, layout.filename), "wb", buffering=0)  # noqa: SIM115
-        _write_all(self._file, layout.header())
+    def __init__(self, directory: str, shards: Sequence[ShardLayout]) -> None:
+        self._places: dict[str, tuple[int, int, int]] = {}
+        self._descriptors: list[int] = []
+        self._lock = threading.Lock()
+        self._missing: set[str] = set()
+        for layout in shards:
+            path = os.path.join(directory, layout.filename)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._descriptors.append(descriptor)
+            header = layout.header()
+            _pwrite_all(descriptor, memoryview(header), 0)
+            offset = len(header)
+            for tensor in layout.tensors:
+                self._places[tensor.name] = (descriptor, offset, tensor.nbytes)
+                offset += tensor.nbytes
+            os.ftruncate(descriptor, offset)
+        self._missing = set(self._places)
 
     def write(self, name: str, array: np.ndarray) -> int:
-        """Append ``array``'s bytes as tensor ``name``; refuses anything out of plan."""
+        """Put ``array``'s bytes in tensor ``name``'s place."""
         import numpy as np
 
         data = np.ascontiguousarray(array)
-        self._expect(name, data.nbytes)
-        _write_all(self._file, memoryview(data.reshape(-1).view(np.uint8)))
-        self._next += 1
+        descriptor, offset = self._claim(name, data.nbytes)
+        _pwrite_all(descriptor, memoryview(data.reshape(-1).view(np.uint8)), offset)
+        start_writeback(descriptor, offset, data.nbytes)
         return data.nbytes
 
-    def copy(self, name: str, segments: Sequence[Any], descriptors: dict[str, int]) -> int:
-        """Append tensor ``name`` by kernel copies of source byte ranges (``cp``'s path)."""
-        expected = self._expect(name, sum(segment.length for segment in segments))
+    def copy(self, name: str, segments: Sequence[Any], sources: dict[str, int]) -> int:
+        """Fill tensor ``name``'s place by kernel copies of source byte ranges (``cp``'s path)."""
+        nbytes = sum(segment.length for segment in segments)
+        descriptor, offset = self._claim(name, nbytes)
         for segment in segments:
-            if segment.file not in descriptors:
-                descriptors[segment.file] = os.open(segment.file, os.O_RDONLY)
-            _copy_range(
-                descriptors[segment.file], self._file.fileno(), segment.start, segment.length
-            )
-        self._next += 1
-        return expected.nbytes
+            _copy_range(sources[segment.file], segment.start, descriptor, offset, segment.length)
+            offset += segment.length
+        start_writeback(descriptor, offset - nbytes, nbytes)
+        return nbytes
 
-    def _expect(self, name: str, nbytes: int) -> OutputTensor:
-        expected = self.layout.tensors[self._next]
-        if name != expected.name or nbytes != expected.nbytes:
-            raise RuntimeError(
-                f"writer expected {expected.name} ({expected.nbytes} bytes), got {name} "
-                f"({nbytes} bytes): the plan and the executor disagree"
-            )
-        return expected
+    def _claim(self, name: str, nbytes: int) -> tuple[int, int]:
+        with self._lock:
+            place = self._places.get(name)
+            if place is None or name not in self._missing or place[2] != nbytes:
+                raise RuntimeError(
+                    f"the plan and the executor disagree about {name} ({nbytes} bytes, "
+                    f"planned {place[2] if place else 'nothing'})"
+                )
+            self._missing.discard(name)
+        return place[0], place[1]
 
-    def close(self) -> None:
-        """Sync and close; the shard must be complete."""
+    def finish(self) -> None:
+        """Check every tensor was written, then sync and close every shard."""
         try:
-            if self._next != len(self.layout.tensors):
-                missing = self.layout.tensors[self._next].name
-                raise RuntimeError(f"shard {self.layout.filename} closed before {missing}")
-            os.fsync(self._file.fileno())
+            if self._missing:
+                raise RuntimeError(f"shards closed before {sorted(self._missing)[:3]}")
+            for descriptor in self._descriptors:
+                os.fsync(descriptor)
         finally:
-            self._file.close()
+            self.abort()
 
     def abort(self) -> None:
-        self._file.close()
+        for descriptor in self._descriptors:
+            os.close(descriptor)
+        self._descriptors = []
 
 
-def _write_all(handle: Any, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view.nbytes:
-        written = handle.write(view)
-        view = view[written:]
+def start_writeback(descriptor: int, offset: int, length: int) -> None:
+    """Ask the kernel to begin writing a range to disk without waiting (Linux
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``), so the disk works while we copy and the final
+    fsync has little left to do. A no-op where the call is unavailable."""
+    if _SYNC_FILE_RANGE is not None and length >= WRITEBACK_BYTES:
+        _SYNC_FILE_RANGE(descriptor, ctypes.c_int64(offset), ctypes.c_int64(length), 2)
 
 
-def _copy_range(source: int, destination: int, offset: int, length: int) -> None:
-    """``length`` bytes from ``offset`` in ``source`` to the current position of ``destination``."""
+def _load_sync_file_range() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    return function
+
+
+_SYNC_FILE_RANGE = _load_sync_file_range()
+
+
+def _pwrite_all(descriptor: int, data: memoryview, offset: int) -> None:
+    while data.nbytes:
+        written = os.pwrite(descriptor, data, offset)
+        data, offset = data[written:], offset + written
+
+
+def _copy_range(source: int, start: int, destination: int, offset: int, length: int) -> None:
+    """``length`` bytes from ``start`` in ``source`` to ``offset`` in ``destination``."""
     while length:
-        copied = os.copy_file_range(source, destination, length, offset)
+        copied = os.copy_file_range(source, destination, length, start, offset)
         if copied == 0:
-            raise OSError(f"source ended {length} bytes early at offset {offset}")
-        offset, length = offset + copied, length - copied
+            raise OSError(f"source ended {length} bytes early at offset {start}")
+        start, offset, length = start + copied, offset + copied, length - copied

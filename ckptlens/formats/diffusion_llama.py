@@ -1,0 +1,53 @@
+"""Diffusion-Llama (``DiffusionLlamaModel``, remote code): Llama's keys and tensors, run as a
+masked-diffusion model.
+
+What differs from Llama is what its modeling file does with them: attention is
+bidirectional (no causal mask is ever built; the causal line is commented out), only
+``default`` and its own ``yarn`` rotary exist, the flat ``rope_theta`` is what it reads, and the
+mask token and ``use_cache: false`` are its defaults.
+"""
+
+from __future__ import annotations
+
+from ckptlens.formats.base import Format
+from ckptlens.formats.hf import auto_map, generic_keys, metadata, rope, yarn_keys
+from ckptlens.formats.llama import METADATA_DEFAULTS, MIXER, llama_tree
+from ckptlens.lenses import pinned, structure
+from ckptlens.native.config import Model
+from ckptlens.native.converter import converter
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_diffusion_llama.DiffusionLlamaConfig",
+    "AutoModel": "modeling_diffusion_llama.DiffusionLlamaModel",
+}
+DIFFUSION_METADATA = {**METADATA_DEFAULTS, "use_cache": False, "mask_token_id": 131072}
+
+# Its yarn takes the correction range from ``original_max_position_embeddings`` (required,
+# no fallback to ``max_position_embeddings``) and knows no mscale or truncate keys.
+DIFFUSION_ROPE = rope(
+    f"{MIXER}.rotary",
+    ("default", "yarn"),
+    parameters={"yarn": yarn_keys(original_required=True, extended=False)},
+    flat_theta=True,
+)
+
+tree = llama_tree(
+    "diffusion_llama",
+    ["DiffusionLlamaModel"],
+    causal=pinned(f"{MIXER}.causal", False, "the modeling code never builds a causal mask"),
+    rope=DIFFUSION_ROPE,
+    metadata=metadata(DIFFUSION_METADATA),
+    extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],
+    rope_interleaved=[],
+)
+lens = tree >> structure(Model, converter)
+
+FORMAT = Format(
+    name="diffusion_llama",
+    model_type="diffusion_llama",
+    architectures=("DiffusionLlamaModel",),
+    lens=lens,
+    weight_naming="diffusion_llama",
+    remote_code=True,
+    notes=("bidirectional attention, as its modeling code runs by default",),
+)

@@ -1,0 +1,43 @@
+"""MTP-Llama (``MTPLlamaForCausalLM``, remote code): Llama plus multi-token prediction heads.
+
+``num_hidden_layers`` counts the block of prediction head 0, as the native decoder does (see
+``Head``): the trunk is the first L - 1 blocks, and each further head is a copy of the last
+block's configuration. So ``num_hidden_layers`` is the native ``num_blocks`` unchanged.
+"""
+
+from __future__ import annotations
+
+from ckptlens.formats.base import Format
+from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys, rope
+from ckptlens.formats.llama import MIXER, llama_tree
+from ckptlens.lenses import field, structure
+from ckptlens.native.config import Model
+from ckptlens.native.converter import converter
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_mtp_llama.MTPLlamaConfig",
+    "AutoModel": "modeling_mtp_llama.MTPLlamaModel",
+    "AutoModelForCausalLM": "modeling_mtp_llama.MTPLlamaForCausalLM",
+}
+
+tree = llama_tree(
+    "mtp_llama",
+    ["MTPLlamaForCausalLM"],
+    # Under transformers v4 the modeling file is a self-contained Llama copy, under v5 it
+    # subclasses transformers' Llama: both run every transformers rope type.
+    rope=rope(f"{MIXER}.rotary", flat_theta=True),
+    prediction_heads=field("head.prediction_heads", "prediction_heads", POSITIVE, default=1),
+    extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],
+    rope_interleaved=[],
+)
+lens = tree >> structure(Model, converter)
+
+FORMAT = Format(
+    name="mtp_llama",
+    model_type="mtp_llama",
+    architectures=("MTPLlamaForCausalLM",),
+    lens=lens,
+    weight_naming="mtp_llama",
+    remote_code=True,
+    notes=("num_hidden_layers includes the block of prediction head 0",),
+)

@@ -1,0 +1,60 @@
+"""The pytest plugin: a third-party format gets the whole law suite in one line.
+
+    # test_my_format.py
+    from ckptlens.laws.plugin import law_tests
+    test_my_format_laws = law_tests(my_format)      # one test per law
+
+``pytest --ckptlens-profile=ci`` (or ``CKPTLENS_PROFILE=ci``) picks the thorough profile.
+The plugin is registered through the ``pytest11`` entry point when ckptlens is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from ckptlens.laws.checks import check, target_of
+from ckptlens.laws.profiles import PROFILES, profile_settings
+from ckptlens.laws.properties import LAWS
+from ckptlens.laws.report import Report
+
+
+def law_tests(
+    thing: Any, *, laws: Sequence[str] = LAWS, profile: str | None = None
+) -> Callable[[str], None]:
+    """A pytest test function, parametrized over ``laws``, checking ``thing`` (a format or a
+    lens). All laws share one run (the first test item triggers it); each item then asserts
+    its own law passed on at least the profile's example count, and a failure shows the law's
+    shrunk counterexample with both sides."""
+    target = target_of(thing)
+    reports: list[Report] = []
+
+    @pytest.mark.parametrize("law", list(laws))
+    def test_law(law: str) -> None:
+        if not reports:
+            reports.append(check(target, laws=laws, profile=profile))
+        result = next(r for r in reports[0].results if r.law == law)
+        assert result.passed, str(result)
+        wanted = profile_settings(profile).max_examples
+        assert result.examples >= wanted, f"{law} ran {result.examples} < {wanted} examples"
+
+    test_law.__name__ = f"test_laws_of_{target.name}"
+    return test_law
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ckptlens-profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="Hypothesis profile for ckptlens law tests (default: ci under CI, else dev)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    profile = config.getoption("--ckptlens-profile", default=None)
+    if profile:
+        os.environ["CKPTLENS_PROFILE"] = profile

@@ -1,0 +1,69 @@
+"""What a law check returns: per law, pass or fail, and a counterexample a person can read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+
+@frozen
+class LawResult:
+    law: str
+    passed: bool
+    examples: int
+    seconds: float
+    counterexample: str = ""
+
+    def __str__(self) -> str:
+        status = "pass" if self.passed else "FAIL"
+        line = f"{status:4}  {self.law:17} {self.examples:5d} examples  {self.seconds:6.2f}s"
+        return line if self.passed else f"{line}\n{_indent(self.counterexample)}"
+
+
+@frozen
+class Report:
+    target: str
+    results: tuple[LawResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(result.passed for result in self.results)
+
+    def failed(self) -> list[str]:
+        return [result.law for result in self.results if not result.passed]
+
+    def __str__(self) -> str:
+        verdict = "all pass" if self.ok else "FAILED " + ", ".join(self.failed())
+        head = f"laws for {self.target}: {verdict}"
+        return "\n".join([head, *(str(result) for result in self.results)])
+
+    def assert_ok(self) -> Report:
+        if not self.ok:
+            raise AssertionError(str(self))
+        return self
+
+
+class LawBroken(Exception):
+    """A counterexample: ``sides`` shows each side of the failed equation."""
+
+    def __init__(self, message: str, **sides: Any) -> None:
+        self.text = "\n".join(
+            [message, *(f"{name}: {_show(value)}" for name, value in sides.items())]
+        )
+        super().__init__(self.text)
+
+
+def _show(value: Any) -> str:
+    if attrs.has(type(value)):
+        return repr(value)
+    try:
+        return json.dumps(value, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())

@@ -1,0 +1,110 @@
+"""The Llama family against published ``config.json`` files and transformers' config classes."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+from ckptlens import formats
+from ckptlens.lenses import LensError
+from ckptlens.lenses.paths import same
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real-configs"
+if not REAL.is_dir():  # the repository may sit elsewhere than next to ``shared``
+    REAL = Path("/work/shared/real-configs")
+
+EXPECTED = {
+    "Qwen__Qwen1.5-110B.json": "qwen2",
+    "Qwen__Qwen2-7B.json": "qwen2",
+    "Qwen__Qwen2.5-0.5B.json": "qwen2",
+    "Qwen__Qwen2.5-32B.json": "qwen2",
+    "Qwen__Qwen2.5-7B-Instruct.json": "qwen2",
+    "mistralai__Mistral-7B-v0.1.json": "mistral",
+    "mistralai__Mixtral-8x22B-Instruct-v0.1.json": "mixtral",
+    "mistralai__Mixtral-8x7B-v0.1.json": "mixtral",
+    "HuggingFaceTB__SmolLM2-135M.json": "llama",
+    "codellama__CodeLlama-34b-Instruct-hf.json": "llama",
+    "deepseek-ai__deepseek-llm-7b-base.json": "llama",
+    "meta-llama__Llama-2-7b-hf.json": "llama",
+    "meta-llama__Llama-3.2-1B-Instruct.json": "llama",
+    "meta-llama__Meta-Llama-3-8B.json": "llama",
+    "meta-llama__Meta-Llama-3.1-8B.json": "llama",
+}
+UNSUPPORTED = {
+    "google__gemma-2-2b.json": "gemma2",
+    "Qwen__Qwen3-0.6B.json": "qwen3",
+    "Qwen__Qwen3-30B-A3B.json": "qwen3_moe",
+    "deepseek-ai__DeepSeek-V3.json": "deepseek_v3",
+}
+PEERS = [name for name, fmt in EXPECTED.items() if fmt != "llama"]
+
+
+def load(name: str) -> dict:
+    return json.loads((REAL / name).read_text())
+
+
+def canonical(fmt: formats.Format, source: dict) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fmt.canonical(source)
+
+
+def test_every_real_config_is_classified() -> None:
+    on_disk = {path.name for path in REAL.glob("*.json")}
+    assert on_disk == set(EXPECTED) | set(UNSUPPORTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_detected_read_and_put_back_exactly(name: str) -> None:
+    source = load(name)
+    fmt = formats.detect(source)
+    assert fmt.name == EXPECTED[name]
+    assert fmt.lens.check_source(source) == []  # no unclaimed key, nothing out of domain
+    view = fmt.lens.get(source)
+    assert same(fmt.lens.put(view, source), source)
+    assert same(source, load(name))  # inputs are never modified
+
+
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED))
+def test_unsupported_family_is_rejected_naming_found_and_supported(name: str) -> None:
+    source = load(name)
+    with pytest.raises(LensError) as raised:
+        formats.detect(source)
+    text = str(raised.value)
+    assert repr(UNSUPPORTED[name]) in text
+    for fmt in formats.FORMATS.values():
+        assert fmt.model_type in text
+
+
+@pytest.mark.parametrize("name", sorted(PEERS))
+def test_get_agrees_with_the_transformers_class(name: str) -> None:
+    source = load(name)
+    fmt = formats.detect(source)
+    assert fmt.lens.get(canonical(fmt, source)) == fmt.lens.get(source)
+
+
+@pytest.mark.parametrize("generation", ["v5", "v4"])
+@pytest.mark.parametrize("name", sorted(PEERS))
+def test_create_loads_in_the_transformers_class(name: str, generation: str) -> None:
+    fmt = formats.detect(load(name))
+    view = fmt.lens.get(load(name))
+    created = fmt.lens.create(view, generation=generation)
+    assert fmt.lens.get(created) == view
+    assert fmt.lens.get(canonical(fmt, created)) == view
+    spelled = "rope_parameters" if generation == "v5" else "rope_theta"
+    assert spelled in created
+
+
+def test_qwen_inert_window_keys_are_kept_but_not_shown() -> None:
+    # use_sliding_window false: the sliding_window and max_window_layers values do nothing.
+    source = load("Qwen__Qwen2.5-0.5B.json")
+    fmt = formats.get("qwen2")
+    view = fmt.lens.get(source)
+    assert view.decoder.tag == "fixed"
+    assert view.decoder.block.mixer.window is None
+    assert canonical(fmt, source)["sliding_window"] is None  # what transformers makes of it
+    put_back = fmt.lens.put(view, source)
+    assert (put_back["sliding_window"], put_back["max_window_layers"]) == (32768, 24)
