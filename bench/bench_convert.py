@@ -128,24 +128,38 @@ def mib(count: float) -> str:
     return f"{count / 2**20:.0f} MiB"
 
 
-def report(
-    size: int, copy_seconds: float, runs: dict[str, dict], hf_seconds: float, hf_rss: int
-) -> None:
-    copy_rate = size / copy_seconds
+CONVERSIONS = ("HF -> native", "native -> HF")
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def report(size: int, rounds: list[dict]) -> None:
+    """Medians over rounds; ratios are taken within each round (the same minute of a noisy
+    shared machine) and then their median reported."""
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
-    print(f"checkpoint: {gib(size)}")
-    print(f"cp -r + sync: {copy_seconds:.2f} s, {mib(copy_rate)}/s")
-    for name, run in runs.items():
-        rate = run["bytes"] / run["seconds"]
-        within = run["peak_rss"] <= run["baseline_rss"] + run["bound"]
-        speedup = hf_seconds / run["process_seconds"]
+    print(f"checkpoint: {gib(size)}, {len(rounds)} rounds, medians shown")
+    copy = median([r["copy"] for r in rounds])
+    print(f"cp -r + sync: {copy:.2f} s, {mib(size / copy)}/s")
+    hf_seconds = median([r["hf"][0] for r in rounds])
+    for name in CONVERSIONS:
+        runs = [r[name] for r in rounds]
+        seconds = median([run["seconds"] for run in runs])
+        ratio = median([r["copy"] / r[name]["seconds"] for r in rounds])
+        whole = median([run["process_seconds"] for run in runs])
+        speedup = median([r["hf"][0] / r[name]["process_seconds"] for r in rounds])
+        peak, start = max(run["peak_rss"] for run in runs), max(run["baseline_rss"] for run in runs)
+        bound = runs[0]["bound"]
+        within = all(run["peak_rss"] <= run["baseline_rss"] + run["bound"] for run in runs)
         print(f"ckptlens {name}:")
-        print(f"  convert {run['seconds']:.2f} s, {mib(rate)}/s = {rate / copy_rate:.2f}x cp")
-        print(f"  whole process {run['process_seconds']:.2f} s = {speedup:.1f}x faster than HF")
-        print(
-            f"  peak RSS {mib(run['peak_rss'])} (start {mib(run['baseline_rss'])}"
-            f" + plan bound {mib(run['bound'])}: {'within' if within else 'EXCEEDED'})"
-        )
+        print(f"  convert {seconds:.2f} s, {mib(size / seconds)}/s; throughput {ratio:.2f}x cp")
+        print(f"  whole process {whole:.2f} s; {speedup:.1f}x faster than transformers")
+        verdict = "within" if within else "EXCEEDED"
+        print(f"  peak RSS {mib(peak)} (start {mib(start)} + plan bound {mib(bound)}: {verdict})")
+    hf_rss = max(r["hf"][1] for r in rounds)
     print(f"transformers from_pretrained + save_pretrained: {hf_seconds:.2f} s")
     print(f"  peak RSS {mib(hf_rss)}")
 
@@ -168,23 +182,8 @@ def one_round(workdir: str, src: str, with_transformers: bool) -> dict:
 
 def summary(result: dict) -> str:
     parts = [f"cp {result['copy']:.2f} s"]
-    parts += [f"{k} {result[k]['seconds']:.2f} s" for k in ("HF -> native", "native -> HF")]
+    parts += [f"{k} {result[k]['seconds']:.2f} s" for k in CONVERSIONS]
     return ", ".join([*parts, f"transformers {result['hf'][0]:.2f} s"])
-
-
-def median_round(rounds: list[dict]) -> dict:
-    """Per measurement, the round with the median time (the disk of a VM is noisy)."""
-
-    def pick(key: str, time_of) -> object:
-        ordered = sorted((r[key] for r in rounds), key=time_of)
-        return ordered[len(ordered) // 2]
-
-    return {
-        "copy": pick("copy", lambda c: c),
-        "HF -> native": pick("HF -> native", lambda r: r["seconds"]),
-        "native -> HF": pick("native -> HF", lambda r: r["seconds"]),
-        "hf": pick("hf", lambda h: h[0]),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(args.repeat):
             rounds.append(one_round(workdir, src, not args.skip_transformers))
             print(f"round {index + 1}: " + summary(rounds[-1]), flush=True)
-        best = median_round(rounds)
-        runs = {name: best[name] for name in ("HF -> native", "native -> HF")}
-        report(size, best["copy"], runs, *best["hf"])
+        report(size, rounds)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -4,6 +4,7 @@ reads back to the same view, or raises exactly the violations ``check_view`` pre
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import attrs
@@ -24,7 +25,12 @@ def convert_or_explain(view, target: formats.Format) -> None:
     predicted = target.lens.check_view(view)
     if not predicted:
         for generation in ("v5", "v4"):
-            assert target.lens.get(target.lens.create(view, generation=generation)) == view
+            created = target.lens.create(view, generation=generation)
+            assert target.lens.get(created) == view
+            if target.peer is not None:  # transformers loads it and means the same
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    assert target.lens.get(target.canonical(created)) == view
         return
     with pytest.raises(ViewError) as raised:
         target.lens.create(view)

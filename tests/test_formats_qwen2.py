@@ -155,3 +155,27 @@ def view_with(obj, **changes):
     import attrs
 
     return attrs.evolve(obj, **changes)
+
+
+def test_growing_an_all_full_decoder_keeps_every_layer_full() -> None:
+    # max_window_layers 4 with 4 layers: nothing slides; 8 layers under the same keys would.
+    source = {**BASE, "num_hidden_layers": 4, "use_sliding_window": True, "sliding_window": 16}
+    source["max_window_layers"] = 4
+    view = QWEN2.lens.get(source)
+    grown = view_with(view, decoder=view_with(view.decoder, num_blocks=8))
+    written = QWEN2.lens.put(grown, source)
+    assert transformers_windows(written) == [None] * 8
+    assert QWEN2.lens.get(written) == grown
+
+
+def readable(source: dict) -> bool:
+    return not QWEN2.lens.check_source(source)
+
+
+@FAST
+@given(window_sources().filter(readable), window_sources().filter(readable))
+def test_put_writes_windows_transformers_runs(old: dict, new: dict) -> None:
+    view = QWEN2.lens.get(new)
+    written = QWEN2.lens.put(view, old)
+    assert transformers_windows(written) == view_windows(view)
+    assert QWEN2.lens.get(written) == view

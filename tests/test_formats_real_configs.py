@@ -108,3 +108,20 @@ def test_qwen_inert_window_keys_are_kept_but_not_shown() -> None:
     assert canonical(fmt, source)["sliding_window"] is None  # what transformers makes of it
     put_back = fmt.lens.put(view, source)
     assert (put_back["sliding_window"], put_back["max_window_layers"]) == (32768, 24)
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("mistral", "sliding_window"),
+        ("qwen2", "layer_types"),
+        ("mixtral", "num_local_experts"),
+        ("mtp_llama", "prediction_heads"),
+        ("diffusion_llama", "mask_token_id"),
+        ("dream", "mask_token_id"),
+    ],
+)
+def test_describe_prints_the_mapping_table(name: str, key: str) -> None:
+    table = formats.get(name).lens.describe()
+    assert key in table.column("source")
+    assert "hidden_size" in table.column("view") and "metadata.context_length" in str(table)

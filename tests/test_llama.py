@@ -198,3 +198,16 @@ def test_fuzzed_sources_read_lawfully_or_raise_lens_error(source: dict) -> None:
         return
     assert same(llama.lens.put(view, source), source)
     assert llama.lens.get(llama.lens.create(view)) == view
+
+
+VIEWS_OR_GARBAGE = st.one_of(laws.views(llama.lens), GARBAGE, st.builds(dict))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(VIEWS_OR_GARBAGE, st.one_of(laws.sources(llama.lens), GARBAGE))
+def test_put_and_create_raise_only_lens_errors(view: object, source: object) -> None:
+    for attempt in (lambda: llama.lens.put(view, source), lambda: llama.lens.create(view)):
+        try:
+            attempt()
+        except LensError as error:
+            assert error.violations

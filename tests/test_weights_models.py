@@ -178,3 +178,25 @@ def test_convert_chooses_the_moe_layout(saved, tmp_path):
     assert_loads_with_same_logits(model, str(fused))
     convert(fused, tmp_path / "back", to="mixtral", moe_layout="per_expert", progress=False)
     assert_same_checkpoint_tensors(source, str(tmp_path / "back"))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_native_tensors_mean_what_the_layout_says(saved, tmp_path, case):
+    """A round trip cannot catch a consistently wrong layout (keys and values swapped, rotary
+    order reversed): the native reference forward pass, reading native names only, must give
+    transformers' logits."""
+    from ckptlens.native.reference import ReferenceModel
+
+    model, source = saved[case]
+    native = native_model(model.config)
+    convert_between(
+        source,
+        tmp_path / "native",
+        hf_side(native, read_config(source)),
+        native_side(native),
+        progress=False,
+    )
+    reference = ReferenceModel.build(native, load_tensors(str(tmp_path / "native")))
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, model.config.vocab_size, (2, 7), generator=generator)
+    assert torch.allclose(reference.forward(tokens)[0], logits(model), atol=1e-4, rtol=1e-4)

@@ -26,7 +26,7 @@ from ckptlens.weights.lens import native_weights
 
 TINY = dict(
     vocab_size=64,
-    hidden_size=24,
+    hidden_size=48,
     intermediate_size=20,
     num_hidden_layers=2,
     num_attention_heads=6,

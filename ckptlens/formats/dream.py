@@ -15,8 +15,8 @@ from ckptlens.formats.hf import (
     metadata,
     rope,
 )
-from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, llama_tree
-from ckptlens.formats.qwen2 import QWEN2_DEFAULTS, head_size, no_mlp_biases, qkv_biases
+from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, llama_tree, no_mlp_biases
+from ckptlens.formats.qwen2 import QWEN2_DEFAULTS, head_size, qkv_biases
 from ckptlens.lenses import constant, passthrough, pinned, structure
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter

@@ -7,7 +7,7 @@ formats (defaults, which rope types a modeling file supports) are parameters.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -34,7 +34,7 @@ from ckptlens.lenses import (
     under,
     union,
 )
-from ckptlens.lenses.core import Claim, Footprint, ReadContext, WriteContext
+from ckptlens.lenses.core import Claim, Footprint, ReadContext, Row, WriteContext
 from ckptlens.lenses.errors import definition_site
 from ckptlens.lenses.fields import Custom, Derived
 from ckptlens.lenses.paths import ABSENT, Path, as_path, equal_values, json_copy
@@ -410,6 +410,12 @@ class SampledCustom(Custom):
     @property
     def footprint(self) -> Footprint:
         return attrs.evolve(super().footprint, deps=frozenset(self.reads))
+
+    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        # One row per source key, so a narrow table still names every key it owns.
+        views = ", ".join(".".join(map(str, (*vprefix, *view))) for view in self.views)
+        for key in self.keys:
+            yield Row(views, ".".join(map(str, (*sprefix, key))), f"custom {self.label}")
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         if not isinstance(src, dict):

@@ -87,6 +87,15 @@ def heads_divide_hidden(block: str) -> Lens:
     )
 
 
+def no_mlp_biases(block: str) -> Line:
+    """For formats whose MLP projections are built with ``bias=False`` and no key says so."""
+    mlp = mlp_of(block)
+    return [
+        pinned(f"{mlp}.{name}", False, "no MLP biases in this format")
+        for name in ("layer_1_bias", "layer_2_bias")
+    ]
+
+
 KV_HEADS_DEFAULT = kv_heads_default(BLOCK)
 HEAD_SIZE_DEFAULT = head_size_default(BLOCK)
 

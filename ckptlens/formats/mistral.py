@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ckptlens.formats.base import Format
 from ckptlens.formats.hf import POSITIVE, generic_keys, metadata
-from ckptlens.formats.llama import METADATA_DEFAULTS, MIXER, MLP, Line, llama_tree
+from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, Line, llama_tree, no_mlp_biases
 from ckptlens.lenses import Nullable, field, pinned, structure
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter
@@ -27,10 +27,7 @@ NO_BIASES: dict[str, Line] = {
         pinned(f"{MIXER}.{name}", False, "no attention biases in this format")
         for name in ("query_bias", "key_value_bias", "dense_bias")
     ],
-    "mlp_bias": [
-        pinned(f"{MLP}.{name}", False, "no MLP biases in this format")
-        for name in ("layer_1_bias", "layer_2_bias")
-    ],
+    "mlp_bias": no_mlp_biases(BLOCK),
 }
 
 tree = llama_tree(

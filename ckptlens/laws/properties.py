@@ -37,34 +37,6 @@ class Target:
     generations: tuple[str, ...] = ("v5", "v4")
 
 
-def target_of(thing: Any, canonical: Callable[[dict], dict] | None = None) -> Target:
-    """A ``Target`` for a ``Format`` (with its peer and the native schema) or a bare lens."""
-    if isinstance(thing, Target):
-        return thing
-    if isinstance(thing, Lens):
-        return Target(repr(thing)[:40], thing, canonical)
-    from ckptlens.native.config import UNION_MEMBERS, Model
-
-    peer = canonical
-    if peer is None and getattr(thing, "peer", None):
-        peer = _quiet(thing.canonical)
-    return Target(thing.name, thing.lens, peer, Model, dict(UNION_MEMBERS))
-
-
-def _quiet(function: Callable[[dict], dict]) -> Callable[[dict], dict]:
-    def call(source: dict) -> dict:
-        from transformers.utils import logging
-
-        level = logging.get_verbosity()
-        logging.set_verbosity_error()
-        try:
-            return function(source)
-        finally:
-            logging.set_verbosity(level)
-
-    return call
-
-
 @frozen
 class Example:
     """One draw: ``source`` in the domain, ``view`` and ``other_view`` read from two others."""

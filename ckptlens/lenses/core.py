@@ -22,6 +22,7 @@ import attrs
 from attrs import define, frozen
 
 from ckptlens.lenses.errors import (
+    USER_ERRORS,
     DefinitionError,
     SourceError,
     ViewError,
@@ -306,10 +307,6 @@ class Lens:
         for child in self.children():
             yield from child._rows(vprefix, sprefix)
 
-    def _minimal_old(self, old: Any, ctx: WriteContext) -> Any:
-        """What presentation put may take from ``old`` (nothing when normalizing)."""
-        return ABSENT if ctx.style.normal else old
-
 
 @frozen
 class Row:
@@ -336,7 +333,7 @@ def resolve_deferred(view: Any, ctx: ReadContext) -> Any:
                 value = item.compute(ViewReader(view))
             except _NotReady:
                 continue
-            except (ArithmeticError, TypeError, ValueError) as error:
+            except USER_ERRORS as error:
                 value = ctx.fail(item.lens, item.path, "a derivable default", f"<{error}>")
             view = assign(view, path, value)
             pending.remove((path, item))

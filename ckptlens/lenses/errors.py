@@ -16,6 +16,18 @@ from attrs import frozen
 _KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+# What a user-supplied function inside a lens (a derived default, a discriminator, a custom
+# get/put) may raise on input it does not expect; the kernel turns these into violations.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ArithmeticError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ValueError,
+)
+
+
 @frozen
 class Violation:
     """One problem: ``path`` is a JSONPath such as ``$.rope_scaling.factor``."""

@@ -2,7 +2,7 @@
 
 | primitive | source side | view side |
 |---|---|---|
-| ``field`` / ``defaulted`` / ``optional`` | one key (required, defaulted, or nullable) | one or more fields |
+| ``field`` | one key: required, defaulted or nullable | one or more fields |
 | ``constant`` | one key fixed to a value | nothing |
 | ``pinned`` | nothing | one field fixed to a value |
 | ``passthrough`` | keys kept verbatim by put | nothing |
@@ -29,7 +29,7 @@ from ckptlens.lenses.core import (
     WriteContext,
     _NotReady,
 )
-from ckptlens.lenses.errors import definition_site
+from ckptlens.lenses.errors import USER_ERRORS, definition_site
 from ckptlens.lenses.paths import (
     ABSENT,
     INVALID,
@@ -171,7 +171,7 @@ class Field(Lens):
         if isinstance(self.default, Derive):
             try:
                 default = self.default.compute(ViewReader(ctx.view_root))
-            except (_NotReady, ArithmeticError, TypeError, ValueError):
+            except (_NotReady, *USER_ERRORS):
                 return False
             return equal_values(value, default)
         return equal_values(value, self.default)
@@ -381,7 +381,7 @@ class Derived(Lens):
         found = lookup(view, self.view)
         try:
             expected = self.rule.compute(ViewReader(ctx.view_root))
-        except (_NotReady, ArithmeticError, TypeError, ValueError):
+        except (_NotReady, *USER_ERRORS):
             return new  # its inputs are invalid, and reported where they live
         if not equal_values(found, expected):
             ctx.fail(self, vat + self.view, f"{expected!r} ({self.rule.text})", found)
@@ -430,13 +430,13 @@ class Custom(Lens):
                 ctx.claim((*at, key), self)
         try:
             return self.read(src)
-        except (ValueError, TypeError, KeyError, ArithmeticError) as error:
+        except USER_ERRORS as error:
             return ctx.fail(self, at, f"a source {self.label} accepts", f"<{error}>")
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
         try:
             updates = self.write(view, old if not ctx.fresh else ABSENT)
-        except (ValueError, TypeError, KeyError, ArithmeticError) as error:
+        except USER_ERRORS as error:
             ctx.fail(self, vat, f"a view {self.label} can write", f"<{error}>")
             return new
         for key, value in updates.items():
@@ -491,7 +491,7 @@ class Constraint(Lens):
     def _holds(self, view: Any) -> bool:
         try:
             return bool(self.rule.compute(ViewReader(view)))
-        except (_NotReady, ArithmeticError, TypeError, ValueError):
+        except (_NotReady, *USER_ERRORS):
             return True  # its inputs are invalid, and reported where they live
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:

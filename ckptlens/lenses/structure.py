@@ -19,7 +19,7 @@ from ckptlens.lenses.core import (
     Row,
     WriteContext,
 )
-from ckptlens.lenses.errors import Violation, definition_site
+from ckptlens.lenses.errors import USER_ERRORS, Violation, definition_site
 from ckptlens.lenses.paths import (
     ABSENT,
     ANY_KEY,
@@ -134,9 +134,9 @@ class Union(Lens):
         """The discriminator's answer; a discriminator that fails is a bad source, not a crash."""
         try:
             tag = self.choose(src)
-        except (TypeError, ValueError, KeyError, AttributeError) as error:
+        except USER_ERRORS as error:
             return Bad(f"a readable {self.label} ({error})")
-        return tag if isinstance(tag, Bad) or isinstance(tag, str) else Bad(f"a {self.label} name")
+        return tag if isinstance(tag, Bad | str) else Bad(f"a {self.label} name")
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         tag = self._choose(src)

@@ -3,7 +3,7 @@
 Importing this package imports neither torch nor transformers (nor numpy): plans are data.
 """
 
-from ckptlens.weights.convert import DestinationError, convert
+from ckptlens.weights.convert import DestinationError, Side, convert, convert_between
 from ckptlens.weights.hf_llama_family import detect_moe_layout, llama_family_weights
 from ckptlens.weights.lens import TensorMapping, WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
@@ -12,10 +12,12 @@ from ckptlens.weights.safetensors_header import read_checkpoint, read_header
 __all__ = [
     "DestinationError",
     "Plan",
+    "Side",
     "TensorMapping",
     "WeightLens",
     "build_plan",
     "convert",
+    "convert_between",
     "detect_moe_layout",
     "llama_family_weights",
     "native_weights",

@@ -1,10 +1,11 @@
-"""Streaming safetensors output: headers fixed by the plan, data appended tensor by tensor.
+"""Streaming safetensors output: headers fixed by the plan, each tensor written into its place.
 
 Because the plan knows every output name, dtype and shape before any data is read, each
-shard's header is written first and tensors are then streamed into place one group at a time:
-no shard is ever held in memory. Shard names and the index follow the Hugging Face convention
-(``model.safetensors`` alone, or ``model-0000i-of-0000N.safetensors`` plus
-``model.safetensors.index.json``), with ``__metadata__ {"format": "pt"}``.
+shard's header is written first, which fixes every tensor's offset; tensors are then written
+straight into place, in any order and from several threads: no shard is ever held in memory.
+Shard names and the index follow the Hugging Face convention (``model.safetensors`` alone, or
+``model-0000i-of-0000N.safetensors`` plus ``model.safetensors.index.json``), with
+``__metadata__ {"format": "pt"}``.
 """
 
 from __future__ import annotations
