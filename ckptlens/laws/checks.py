@@ -99,13 +99,22 @@ def _shared_run(
                 counts[law] -= 1
             except Exception as error:  # every failure is reported, none stops the others
                 failures[law] = _as_broken(law, error, example).text
+        if len(failures) == len(properties):
+            raise _Stop  # nothing left to learn from more examples
 
-    run()
+    try:
+        run()
+    except _Stop:
+        pass
     return counts, failures, time.perf_counter() - started
 
 
-class _ShrinkBudgetSpent(BaseException):
-    """Raised past the shrink budget: a BaseException, so Hypothesis lets it through."""
+class _Stop(BaseException):
+    """Ends a Hypothesis run early: a BaseException, so Hypothesis lets it through."""
+
+
+class _ShrinkBudgetSpent(_Stop):
+    """Raised past the shrink budget."""
 
 
 def _shrink(target: Target, law: str, profile: str | None, found: str) -> str:

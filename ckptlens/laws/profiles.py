@@ -18,7 +18,7 @@ PROFILES: dict[str, settings] = {
 
 
 # How long a failing law may spend shrinking its counterexample before it is reported.
-SHRINK_SECONDS: dict[str, float] = {"dev": 3.0, "ci": 8.0, "thorough": 60.0}
+SHRINK_SECONDS: dict[str, float] = {"dev": 2.0, "ci": 5.0, "thorough": 60.0}
 
 
 def shrink_seconds(profile: str | None = None) -> float:
