@@ -18,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_CONFIG = HERE.parent / "tests" / "fixtures" / "real-configs" / "meta-llama__Meta-Llama-3.1-8B.json"
+DEFAULT_CONFIG = (
+    HERE.parent / "tests" / "fixtures" / "real-configs" / "meta-llama__Meta-Llama-3.1-8B.json"
+)
 
 
 def per_call(function: Callable[[], object], repeat: int = 7, number: int = 200) -> float:
@@ -66,8 +68,12 @@ def main(paths: list[str]) -> None:
         print(f"  json loads+dumps        {floor * 1e6:9.1f} us")
         print(f"  lens.get                {get * 1e6:9.1f} us")
         print(f"  lens.put                {put * 1e6:9.1f} us")
-        print(f"  get+put                 {(get + put) * 1e6:9.1f} us  = {(get + put) / floor:6.1f}x json")
-        print(f"  transformers from_dict+to_dict {peer * 1e6:9.1f} us  (get+put is {peer / (get + put):.1f}x faster)")
+        print(
+            f"  get+put                 {(get + put) * 1e6:9.1f} us  = {(get + put) / floor:6.1f}x json"
+        )
+        print(
+            f"  transformers from_dict+to_dict {peer * 1e6:9.1f} us  (get+put is {peer / (get + put):.1f}x faster)"
+        )
 
     print("imports (fresh interpreter, minus a bare one)")
     ours = import_seconds("import ckptlens.formats")
@@ -79,7 +85,9 @@ def main(paths: list[str]) -> None:
 
     started = time.perf_counter()
     report = laws.check(formats.get("llama"), profile="ci")
-    print(f"law suite, llama, ci profile: {time.perf_counter() - started:.1f} s, all pass: {report.ok}")
+    print(
+        f"law suite, llama, ci profile: {time.perf_counter() - started:.1f} s, all pass: {report.ok}"
+    )
     print(f"  examples per law: {min(r.examples for r in report.results)} at least")
 
 

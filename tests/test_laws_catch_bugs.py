@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ckptlens import laws
 from ckptlens.formats import llama
 from ckptlens.lenses import ABSENT, Derive, Int, custom, field, structure
-from ckptlens.lenses.core import Record
+from ckptlens.lenses.combinators import Record
 from ckptlens.lenses.structure import Spelling, Union
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter

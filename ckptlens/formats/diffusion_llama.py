@@ -10,8 +10,9 @@ mask token and ``use_cache: false`` are its defaults.
 from __future__ import annotations
 
 from ckptlens.formats.base import Format
-from ckptlens.formats.hf import auto_map, generic_keys, metadata, rope, yarn_keys
+from ckptlens.formats.hf import auto_map, generic_keys, metadata
 from ckptlens.formats.llama import METADATA_DEFAULTS, MIXER, llama_tree
+from ckptlens.formats.rope import rope, yarn_keys
 from ckptlens.lenses import pinned, structure
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter

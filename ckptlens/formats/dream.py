@@ -9,14 +9,10 @@ attention kernel: a config that turns one on is refused; the inert window keys a
 from __future__ import annotations
 
 from ckptlens.formats.base import Format
-from ckptlens.formats.hf import (
-    auto_map,
-    generic_keys,
-    metadata,
-    rope,
-)
+from ckptlens.formats.hf import auto_map, generic_keys, metadata
 from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, llama_tree, no_mlp_biases
 from ckptlens.formats.qwen2 import QWEN2_DEFAULTS, head_size, qkv_biases
+from ckptlens.formats.rope import rope
 from ckptlens.lenses import constant, passthrough, pinned, structure
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter

@@ -12,15 +12,8 @@ from typing import Any
 import attrs
 
 from ckptlens.formats.base import Format
-from ckptlens.formats.hf import (
-    ACTIVATION,
-    EPSILON,
-    POSITIVE,
-    generic_keys,
-    identity,
-    metadata,
-    rope,
-)
+from ckptlens.formats.hf import ACTIVATION, EPSILON, POSITIVE, generic_keys, identity, metadata
+from ckptlens.formats.rope import rope
 from ckptlens.lenses import (
     Bool,
     Derive,

@@ -8,9 +8,10 @@ are metadata: they change the loss, not the function.
 from __future__ import annotations
 
 from ckptlens.formats.base import Format
-from ckptlens.formats.hf import ACTIVATION, POSITIVE, generic_keys, metadata, rope
+from ckptlens.formats.hf import ACTIVATION, POSITIVE, generic_keys, metadata
 from ckptlens.formats.llama import BLOCK, MIXER, Line, llama_tree
 from ckptlens.formats.mistral import MISTRAL_METADATA, NO_BIASES, sliding_window
+from ckptlens.formats.rope import rope
 from ckptlens.lenses import field, pinned, structure, tag
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter

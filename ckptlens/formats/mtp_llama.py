@@ -8,8 +8,9 @@ block's configuration. So ``num_hidden_layers`` is the native ``num_blocks`` unc
 from __future__ import annotations
 
 from ckptlens.formats.base import Format
-from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys, rope
+from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys
 from ckptlens.formats.llama import MIXER, llama_tree
+from ckptlens.formats.rope import rope
 from ckptlens.lenses import field, structure
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter

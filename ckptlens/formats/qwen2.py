@@ -11,12 +11,7 @@ them, the view does not show them.
 from __future__ import annotations
 
 from ckptlens.formats.base import Format
-from ckptlens.formats.hf import (
-    EPSILON,
-    generic_keys,
-    metadata,
-    mirror,
-)
+from ckptlens.formats.hf import EPSILON, generic_keys, metadata
 from ckptlens.formats.llama import (
     BLOCK_LINES,
     FINAL_NORM,
@@ -35,6 +30,7 @@ from ckptlens.lenses import (
     constant,
     derived,
     field,
+    mirror,
     pinned,
     record,
     structure,

@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from attrs import frozen
-from hypothesis import strategies as st
 
-from ckptlens.formats.hf import POSITIVE, Problem, sampled_custom
+from ckptlens.formats.hf import POSITIVE
 from ckptlens.formats.llama import Line, mixer_of
-from ckptlens.lenses import ABSENT, Bool, Int, Nullable
+from ckptlens.lenses import ABSENT, Bool, Int, Nullable, Problem, custom
 from ckptlens.lenses.paths import as_path, lookup
 from ckptlens.lenses.values import Bad, ValueType
 
@@ -207,6 +206,8 @@ def _pattern_write(view: Any, old: Any) -> dict[str, Any]:
 
 
 def _sources() -> Any:
+    from hypothesis import strategies as st
+
     layers = st.integers(1, 6)
     return st.fixed_dictionaries(
         {"num_hidden_layers": layers},
@@ -219,6 +220,8 @@ def _sources() -> Any:
 
 
 def _with_layer_types(src: dict[str, Any]) -> Any:
+    from hypothesis import strategies as st
+
     kinds = st.lists(st.sampled_from(list(KINDS)), min_size=src["num_hidden_layers"])
     listed = kinds.map(lambda types: {**src, "layer_types": types[: src["num_hidden_layers"]]})
     return st.just(src) | listed
@@ -236,12 +239,12 @@ def pattern_layout() -> Line:
 
 
 def layout_lens(views: list[str], read: Any, write: Any) -> Line:
-    return sampled_custom(
+    return custom(
         "layer windows",
         read,
         write,
         keys=LAYOUT_KEYS,
         views=views,
         where="layer_types",
-        examples=_sources(),
+        examples=_sources,
     )

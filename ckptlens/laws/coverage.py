@@ -9,7 +9,9 @@ from typing import Any
 
 import attrs
 
-from ckptlens.lenses.core import At, Claim, Compose, Lens, Record
+from ckptlens.lenses.combinators import At, Compose, Record
+from ckptlens.lenses.core import Lens
+from ckptlens.lenses.footprints import Claim
 from ckptlens.lenses.paths import ANY_KEY, TAG_KEY, Member, Path
 from ckptlens.lenses.structure import Spelling, Union
 
@@ -225,7 +227,7 @@ def footprint_strays(lens: Lens, source: Any, view: Any) -> list[str]:
 
 
 def _walk(lens: Lens, src: Any, at: Path, view: Any, strays: list[str]) -> None:
-    from ckptlens.lenses.core import ReadContext, Style, WriteContext
+    from ckptlens.lenses.context import ReadContext, Style, WriteContext
     from ckptlens.lenses.paths import json_copy, lookup
     from ckptlens.lenses.structure import DictOf, Structured, Under
 

@@ -15,19 +15,12 @@ from typing import Any
 from attrs import frozen
 from hypothesis import strategies as st
 
-from ckptlens.lenses.core import At, Compose, Lens, Record
-from ckptlens.lenses.fields import (
-    REQUIRED,
-    Constant,
-    Constraint,
-    Custom,
-    Derive,
-    Derived,
-    Field,
-    Passthrough,
-    Pinned,
-)
+from ckptlens.lenses.combinators import At, Compose, Record
+from ckptlens.lenses.core import Lens
+from ckptlens.lenses.custom import Custom
+from ckptlens.lenses.fields import REQUIRED, Constant, Derive, Field, Passthrough, Pinned
 from ckptlens.lenses.paths import ABSENT, Path, as_path, data_path, lookup
+from ckptlens.lenses.relations import Constraint, Derived
 from ckptlens.lenses.structure import DictOf, Spelling, Structured, Under, Union
 from ckptlens.lenses.values import (
     Bool,
@@ -195,7 +188,7 @@ def _(lens: Lens, vat: Path) -> Fragment:
 def _(lens: Custom, vat: Path) -> Fragment:
     if lens.examples is None:
         raise TypeError(f"{lens!r} is custom: give it examples=<strategy of source dicts>")
-    return lens.examples
+    return lens.example_strategy()
 
 
 @fragments.register

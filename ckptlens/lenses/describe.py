@@ -7,7 +7,8 @@ from typing import Any
 
 from attrs import frozen
 
-from ckptlens.lenses.core import Compose, Lens, Row
+from ckptlens.lenses.combinators import Compose
+from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.paths import ABSENT, ANY_KEY, Member, as_path, lookup
 
 COLUMNS = ("view", "source", "primitive", "default", "domain")
@@ -78,7 +79,7 @@ def explain(lens: Lens, source: Any) -> Table:
 
 def _live_rows(lens: Lens, src: Any, vprefix: tuple, sprefix: tuple) -> Iterator[Row]:
     """``describe`` rows, following only the union branches and spellings ``src`` uses."""
-    from ckptlens.lenses.core import At, Record
+    from ckptlens.lenses.combinators import At, Record
     from ckptlens.lenses.structure import Spelling, Under, Union
 
     if isinstance(lens, Record):

@@ -6,36 +6,29 @@
 | ``constant`` | one key fixed to a value | nothing |
 | ``pinned`` | nothing | one field fixed to a value |
 | ``passthrough`` | keys kept verbatim by put | nothing |
-| ``derived`` | nothing | a field computed from other fields |
-| ``custom`` | declared keys | declared fields |
+
+Relations between view fields are in ``relations``; the escape hatch is in ``custom``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
 from attrs import frozen
 
-from ckptlens.lenses.core import (
-    Claim,
-    Deferred,
-    Footprint,
-    Lens,
-    ReadContext,
-    Row,
-    ViewReader,
-    WriteContext,
-    _NotReady,
-)
+from ckptlens.lenses.context import Deferred, ReadContext, ViewReader, WriteContext, _NotReady
+from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.errors import USER_ERRORS, definition_site
+from ckptlens.lenses.footprints import Claim, Footprint
 from ckptlens.lenses.paths import (
     ABSENT,
     INVALID,
     Path,
     as_path,
     deep_merge,
+    dotted,
     equal_values,
     json_copy,
     jsonpath,
@@ -47,10 +40,6 @@ from ckptlens.lenses.paths import (
 from ckptlens.lenses.values import Bad, Json, ValueType
 
 REQUIRED: Any = ABSENT.__class__("REQUIRED")
-
-
-def _dotted(path: Path) -> str:
-    return ".".join(str(part) for part in path) or "(root)"
 
 
 @frozen
@@ -78,7 +67,7 @@ class Field(Lens):
     null_means_default: bool = False
 
     def __repr__(self) -> str:
-        views = ", ".join(repr(_dotted(v)) for v in self.views)
+        views = ", ".join(repr(dotted(v)) for v in self.views)
         views = views if len(self.views) == 1 else f"[{views}]"
         extra = "" if self.default is REQUIRED else f", default={self.default!r}"
         return f"field({views}, {self.key!r}, {self.type!r}{extra})"
@@ -185,8 +174,8 @@ class Field(Lens):
             default = repr(self.default)
         for view in self.views:
             yield Row(
-                _dotted(vprefix + view),
-                _dotted((*sprefix, self.key)),
+                dotted(vprefix + view),
+                dotted((*sprefix, self.key)),
                 "field" if len(self.views) == 1 else "field (one key, many fields)",
                 default,
                 self.type.describe(),
@@ -266,7 +255,7 @@ class Constant(Lens):
         return new
 
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
-        yield Row("", _dotted((*sprefix, self.keys[0])), "constant", repr(self.value))
+        yield Row("", dotted((*sprefix, self.keys[0])), "constant", repr(self.value))
 
 
 def constant(
@@ -291,7 +280,7 @@ class Pinned(Lens):
     reason: str = ""
 
     def __repr__(self) -> str:
-        return f"pinned({_dotted(self.view)!r}, {self.value!r})"
+        return f"pinned({dotted(self.view)!r}, {self.value!r})"
 
     @property
     def footprint(self) -> Footprint:
@@ -310,7 +299,7 @@ class Pinned(Lens):
         return new
 
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
-        yield Row(_dotted(vprefix + self.view), "", "pinned", repr(self.value), self.reason)
+        yield Row(dotted(vprefix + self.view), "", "pinned", repr(self.value), self.reason)
 
 
 def pinned(view: str | Path, value: Any, reason: str = "") -> Pinned:
@@ -351,171 +340,10 @@ class Passthrough(Lens):
         return new
 
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
-        keys = [_dotted((*sprefix, key)) for key in self.keys]
+        keys = [dotted((*sprefix, key)) for key in self.keys]
         shown = ", ".join(keys[:4]) + (f", ... ({len(keys)} keys)" if len(keys) > 4 else "")
         yield Row("", shown, "passthrough", "", "kept verbatim, not in the view")
 
 
 def passthrough(*keys: str) -> Passthrough:
     return Passthrough(tuple(keys), site=definition_site())
-
-
-@frozen(repr=False)
-class Derived(Lens):
-    """A view field computed from other view fields on get; put checks it still agrees."""
-
-    view: Path
-    rule: Derive
-
-    def __repr__(self) -> str:
-        return f"derived({_dotted(self.view)!r}, {self.rule!r})"
-
-    @property
-    def footprint(self) -> Footprint:
-        return Footprint(view=frozenset({Claim(self.view)}), view_deps=frozenset(self.rule.reads))
-
-    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
-        return nest(self.view, Deferred(self.rule.compute, at, self))
-
-    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
-        found = lookup(view, self.view)
-        try:
-            expected = self.rule.compute(ViewReader(ctx.view_root))
-        except (_NotReady, *USER_ERRORS):
-            return new  # its inputs are invalid, and reported where they live
-        if not equal_values(found, expected):
-            ctx.fail(self, vat + self.view, f"{expected!r} ({self.rule.text})", found)
-        return new
-
-    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
-        yield Row(_dotted(vprefix + self.view), "", "derived", self.rule.text)
-
-
-def derived(
-    view: str | Path, compute: Callable[[ViewReader], Any], reads: Sequence[str], text: str
-) -> Derived:
-    return Derived(as_path(view), Derive(compute, tuple(reads), text), site=definition_site())
-
-
-@frozen(repr=False)
-class Custom(Lens):
-    """An escape hatch with declared leaf footprints; the laws harness checks it like any lens.
-
-    ``read(src) -> view fragment``; ``write(view, old) -> {key: value or ABSENT}`` for the
-    declared ``keys`` only. Either may raise ``ValueError`` to report a domain violation.
-    """
-
-    label: str
-    read: Callable[[Mapping[str, Any]], dict[str, Any]]
-    write: Callable[[Any, Any], dict[str, Any]]
-    keys: tuple[str, ...]
-    views: tuple[Path, ...]
-    examples: Any = attrs.field(default=None, eq=False)
-
-    def __repr__(self) -> str:
-        return f"custom({self.label!r})"
-
-    @property
-    def footprint(self) -> Footprint:
-        return Footprint(
-            claims=frozenset(Claim((key,)) for key in self.keys),
-            view=frozenset(Claim(v) for v in self.views),
-        )
-
-    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
-        if not isinstance(src, dict):
-            return {}
-        for key in self.keys:
-            if key in src:
-                ctx.claim((*at, key), self)
-        try:
-            return self.read(src)
-        except USER_ERRORS as error:
-            return ctx.fail(self, at, f"a source {self.label} accepts", f"<{error}>")
-
-    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
-        try:
-            updates = self.write(view, old if not ctx.fresh else ABSENT)
-        except USER_ERRORS as error:
-            ctx.fail(self, vat, f"a view {self.label} can write", f"<{error}>")
-            return new
-        for key, value in updates.items():
-            if value is ABSENT:
-                new.pop(key, None)
-            else:
-                new[key] = value
-        return new
-
-    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
-        sources = ", ".join(_dotted((*sprefix, key)) for key in self.keys)
-        for view in self.views:
-            yield Row(_dotted(vprefix + view), sources, f"custom {self.label}")
-
-
-def custom(
-    label: str,
-    read: Callable[[Mapping[str, Any]], dict[str, Any]],
-    write: Callable[[Any, Any], dict[str, Any]],
-    *,
-    keys: Sequence[str],
-    views: Sequence[str | Path],
-    examples: Any = None,
-) -> Custom:
-    """``examples``: a Hypothesis strategy of source dicts over ``keys``, so the laws harness
-    can draw sources for this lens (it cannot guess what a custom lens accepts)."""
-    return Custom(
-        label,
-        read,
-        write,
-        tuple(keys),
-        tuple(as_path(v) for v in views),
-        examples,
-        site=definition_site(),
-    )
-
-
-@frozen(repr=False)
-class Constraint(Lens):
-    """A relation between view fields that the format requires (``hidden_size`` divisible by
-    the head count). Owns nothing; get reports a source that breaks it, put a view."""
-
-    rule: Derive
-
-    def __repr__(self) -> str:
-        return f"constraint({self.rule.text!r})"
-
-    @property
-    def footprint(self) -> Footprint:
-        return Footprint(view_deps=frozenset(self.rule.reads))
-
-    def _holds(self, view: Any) -> bool:
-        try:
-            return bool(self.rule.compute(ViewReader(view)))
-        except (_NotReady, *USER_ERRORS):
-            return True  # its inputs are invalid, and reported where they live
-
-    def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
-        def check(view: Any) -> None:
-            if not self._holds(view):
-                found = {_dotted(path): lookup(view, path) for path in self.rule.reads}
-                ctx.fail(self, at, self.rule.text, f"<{found}>")
-
-        ctx.checks.append(check)
-        return {}
-
-    def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
-        if not self._holds(ctx.view_root):
-            found = {_dotted(path): lookup(ctx.view_root, path) for path in self.rule.reads}
-            ctx.fail(self, self.rule.reads[0], self.rule.text, found)
-        return new
-
-    def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
-        reads = ", ".join(_dotted(path) for path in self.rule.reads)
-        yield Row(reads, "", "constraint", "", self.rule.text)
-
-
-def constraint(
-    predicate: Callable[[ViewReader], bool], reads: Sequence[str], text: str
-) -> Constraint:
-    """The format requires ``predicate`` of the view fields ``reads`` (``text`` says what)."""
-    return Constraint(Derive(predicate, tuple(reads), text), site=definition_site())

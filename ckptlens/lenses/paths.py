@@ -74,6 +74,11 @@ def as_path(spec: str | Path) -> Path:
     )
 
 
+def dotted(path: Path) -> str:
+    """``("a", Member("x"), "b")`` as ``"a.<x>.b"``, the spelling ``as_path`` reads back."""
+    return ".".join(str(part) for part in path) or "(root)"
+
+
 def data_path(path: Path) -> Path:
     """``path`` without its member markers: where the value sits in the data."""
     return tuple(part for part in path if not isinstance(part, Member))

@@ -10,16 +10,11 @@ import attrs
 import cattrs
 from attrs import frozen
 
-from ckptlens.lenses.core import (
-    Claim,
-    Footprint,
-    Lens,
-    ReadContext,
-    Record,
-    Row,
-    WriteContext,
-)
+from ckptlens.lenses.combinators import Record
+from ckptlens.lenses.context import ReadContext, WriteContext
+from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.errors import USER_ERRORS, Violation, definition_site
+from ckptlens.lenses.footprints import Claim, Footprint
 from ckptlens.lenses.paths import (
     ABSENT,
     ANY_KEY,
