@@ -63,17 +63,17 @@ def main(paths: list[str]) -> None:
         floor = per_call(lambda: json.dumps(json.loads(text)))  # noqa: B023
         get = per_call(lambda: fmt.lens.get(source))  # noqa: B023
         put = per_call(lambda: fmt.lens.put(view, source))  # noqa: B023
-        peer = per_call(lambda: LlamaConfig.from_dict(copy.deepcopy(source)).to_dict(), number=50)  # noqa: B023
+        peer = per_call(
+            lambda: LlamaConfig.from_dict(copy.deepcopy(source)).to_dict(),  # noqa: B023
+            number=50,
+        )
         print(f"{Path(path).name} ({fmt.name})")
         print(f"  json loads+dumps        {floor * 1e6:9.1f} us")
         print(f"  lens.get                {get * 1e6:9.1f} us")
         print(f"  lens.put                {put * 1e6:9.1f} us")
-        print(
-            f"  get+put                 {(get + put) * 1e6:9.1f} us  = {(get + put) / floor:6.1f}x json"
-        )
-        print(
-            f"  transformers from_dict+to_dict {peer * 1e6:9.1f} us  (get+put is {peer / (get + put):.1f}x faster)"
-        )
+        both = get + put
+        print(f"  get+put                 {both * 1e6:9.1f} us  = {both / floor:6.1f}x json")
+        print(f"  transformers from_dict+to_dict {peer * 1e6:9.1f} us = {peer / both:.1f}x get+put")
 
     print("imports (fresh interpreter, minus a bare one)")
     ours = import_seconds("import ckptlens.formats")
@@ -85,9 +85,8 @@ def main(paths: list[str]) -> None:
 
     started = time.perf_counter()
     report = laws.check(formats.get("llama"), profile="ci")
-    print(
-        f"law suite, llama, ci profile: {time.perf_counter() - started:.1f} s, all pass: {report.ok}"
-    )
+    seconds = time.perf_counter() - started
+    print(f"law suite, llama, ci profile: {seconds:.1f} s, all pass: {report.ok}")
     print(f"  examples per law: {min(r.examples for r in report.results)} at least")
 
 

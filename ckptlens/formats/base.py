@@ -59,3 +59,15 @@ class Format:
         from ckptlens.laws.strategies import example_view
 
         return example_view(self)
+
+
+def declare(name: str, tree: Lens, architectures: tuple[str, ...], **options: Any) -> Format:
+    """The format ``name`` whose config lens is ``tree >> structure(Model)``: the HF tree lens
+    onto the native dict, then the native dict as attrs objects. ``model_type`` defaults to the
+    name; ``options`` are the other ``Format`` fields."""
+    from ckptlens.lenses import structure
+    from ckptlens.native.converter import converter
+
+    options.setdefault("model_type", name)
+    lens = tree >> structure(Model, converter)
+    return Format(name=name, architectures=architectures, lens=lens, **options)

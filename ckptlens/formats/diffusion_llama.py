@@ -9,13 +9,11 @@ mask token and ``use_cache: false`` are its defaults.
 
 from __future__ import annotations
 
-from ckptlens.formats.base import Format
+from ckptlens.formats.base import declare
 from ckptlens.formats.hf import auto_map, generic_keys, metadata
 from ckptlens.formats.llama import METADATA_DEFAULTS, MIXER, llama_tree
 from ckptlens.formats.rope import rope, yarn_keys
-from ckptlens.lenses import pinned, structure
-from ckptlens.native.config import Model
-from ckptlens.native.converter import converter
+from ckptlens.lenses import pinned
 
 AUTO_MAP = {
     "AutoConfig": "configuration_diffusion_llama.DiffusionLlamaConfig",
@@ -41,14 +39,11 @@ tree = llama_tree(
     extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],
     rope_interleaved=[],
 )
-lens = tree >> structure(Model, converter)
-
-FORMAT = Format(
-    name="diffusion_llama",
-    model_type="diffusion_llama",
-    architectures=("DiffusionLlamaModel",),
-    lens=lens,
-    weight_naming="diffusion_llama",
+FORMAT = declare(
+    "diffusion_llama",
+    tree,
+    ("DiffusionLlamaModel",),
     remote_code=True,
     notes=("bidirectional attention, as its modeling code runs by default",),
 )
+lens = FORMAT.lens

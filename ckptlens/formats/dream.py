@@ -8,14 +8,12 @@ attention kernel: a config that turns one on is refused; the inert window keys a
 
 from __future__ import annotations
 
-from ckptlens.formats.base import Format
+from ckptlens.formats.base import declare
 from ckptlens.formats.hf import auto_map, generic_keys, metadata
 from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, llama_tree, no_mlp_biases
 from ckptlens.formats.qwen2 import QWEN2_DEFAULTS, head_size, qkv_biases
 from ckptlens.formats.rope import rope
-from ckptlens.lenses import constant, passthrough, pinned, structure
-from ckptlens.native.config import Model
-from ckptlens.native.converter import converter
+from ckptlens.lenses import constant, passthrough, pinned
 
 AUTO_MAP = {
     "AutoConfig": "configuration_dream.DreamConfig",
@@ -50,14 +48,11 @@ tree = llama_tree(
     extra=[generic_keys(), auto_map(AUTO_MAP)],
     rope_interleaved=[],
 )
-lens = tree >> structure(Model, converter)
-
-FORMAT = Format(
-    name="dream",
-    model_type="dream",
-    architectures=("DreamModel",),
-    lens=lens,
-    weight_naming="dream",
+FORMAT = declare(
+    "dream",
+    tree,
+    ("DreamModel",),
     remote_code=True,
     notes=("bidirectional attention; a sliding window is refused",),
 )
+lens = FORMAT.lens

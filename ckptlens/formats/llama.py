@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ckptlens.formats.base import Format
+from ckptlens.formats.base import declare
 from ckptlens.formats.hf import ACTIVATION, EPSILON, POSITIVE, generic_keys, identity, metadata
 from ckptlens.formats.rope import rope
 from ckptlens.lenses import (
@@ -23,12 +23,9 @@ from ckptlens.lenses import (
     field,
     pinned,
     record,
-    structure,
     tag,
 )
 from ckptlens.lenses.fields import Field
-from ckptlens.native.config import Model
-from ckptlens.native.converter import converter
 
 BLOCK = "decoder.<fixed>.block"
 FINAL_NORM = "head.final_norm.<rms_norm>"
@@ -223,12 +220,5 @@ def flat(*lines: Line) -> list[Lens]:
 
 
 tree = llama_tree("llama", ["LlamaForCausalLM"])
-lens = tree >> structure(Model, converter)
-
-FORMAT = Format(
-    name="llama",
-    model_type="llama",
-    architectures=("LlamaForCausalLM",),
-    lens=lens,
-    peer="LlamaConfig",
-)
+FORMAT = declare("llama", tree, ("LlamaForCausalLM",), peer="LlamaConfig")
+lens = FORMAT.lens

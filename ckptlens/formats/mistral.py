@@ -5,12 +5,10 @@ Only the lines that differ from Llama are written here; the rest is ``llama_tree
 
 from __future__ import annotations
 
-from ckptlens.formats.base import Format
+from ckptlens.formats.base import declare
 from ckptlens.formats.hf import POSITIVE, generic_keys, metadata
 from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, Line, llama_tree, no_mlp_biases
-from ckptlens.lenses import Nullable, field, pinned, structure
-from ckptlens.native.config import Model
-from ckptlens.native.converter import converter
+from ckptlens.lenses import Nullable, field, pinned
 
 MISTRAL_METADATA = {**METADATA_DEFAULTS, "context_length": 131072}
 
@@ -40,13 +38,5 @@ tree = llama_tree(
     extra=generic_keys(),
     rope_interleaved=[],
 )
-lens = tree >> structure(Model, converter)
-
-FORMAT = Format(
-    name="mistral",
-    model_type="mistral",
-    architectures=("MistralForCausalLM",),
-    lens=lens,
-    weight_naming="mistral",
-    peer="MistralConfig",
-)
+FORMAT = declare("mistral", tree, ("MistralForCausalLM",), peer="MistralConfig")
+lens = FORMAT.lens

@@ -7,14 +7,12 @@ are metadata: they change the loss, not the function.
 
 from __future__ import annotations
 
-from ckptlens.formats.base import Format
+from ckptlens.formats.base import declare
 from ckptlens.formats.hf import ACTIVATION, POSITIVE, generic_keys, metadata
 from ckptlens.formats.llama import BLOCK, MIXER, Line, llama_tree
 from ckptlens.formats.mistral import MISTRAL_METADATA, NO_BIASES, sliding_window
 from ckptlens.formats.rope import rope
-from ckptlens.lenses import field, pinned, structure, tag
-from ckptlens.native.config import Model
-from ckptlens.native.converter import converter
+from ckptlens.lenses import field, pinned, tag
 
 MOE = f"{BLOCK}.mlp.<moe>"
 EXPERT = f"{MOE}.expert.<mlp>"
@@ -59,13 +57,5 @@ tree = llama_tree(
     extra=generic_keys(),
     rope_interleaved=[],
 )
-lens = tree >> structure(Model, converter)
-
-FORMAT = Format(
-    name="mixtral",
-    model_type="mixtral",
-    architectures=("MixtralForCausalLM",),
-    lens=lens,
-    weight_naming="mixtral",
-    peer="MixtralConfig",
-)
+FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), peer="MixtralConfig")
+lens = FORMAT.lens

@@ -7,13 +7,11 @@ block's configuration. So ``num_hidden_layers`` is the native ``num_blocks`` unc
 
 from __future__ import annotations
 
-from ckptlens.formats.base import Format
+from ckptlens.formats.base import declare
 from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys
 from ckptlens.formats.llama import MIXER, llama_tree
 from ckptlens.formats.rope import rope
-from ckptlens.lenses import field, structure
-from ckptlens.native.config import Model
-from ckptlens.native.converter import converter
+from ckptlens.lenses import field
 
 AUTO_MAP = {
     "AutoConfig": "configuration_mtp_llama.MTPLlamaConfig",
@@ -31,14 +29,11 @@ tree = llama_tree(
     extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],
     rope_interleaved=[],
 )
-lens = tree >> structure(Model, converter)
-
-FORMAT = Format(
-    name="mtp_llama",
-    model_type="mtp_llama",
-    architectures=("MTPLlamaForCausalLM",),
-    lens=lens,
-    weight_naming="mtp_llama",
+FORMAT = declare(
+    "mtp_llama",
+    tree,
+    ("MTPLlamaForCausalLM",),
     remote_code=True,
     notes=("num_hidden_layers includes the block of prediction head 0",),
 )
+lens = FORMAT.lens

@@ -10,7 +10,7 @@ them, the view does not show them.
 
 from __future__ import annotations
 
-from ckptlens.formats.base import Format
+from ckptlens.formats.base import declare
 from ckptlens.formats.hf import EPSILON, generic_keys, metadata
 from ckptlens.formats.llama import (
     BLOCK_LINES,
@@ -33,12 +33,10 @@ from ckptlens.lenses import (
     mirror,
     pinned,
     record,
-    structure,
     tag,
     union,
 )
-from ckptlens.native.config import Attention, Model
-from ckptlens.native.converter import converter
+from ckptlens.native.config import Attention
 
 FIXED_BLOCK = "decoder.<fixed>.block"
 FULL_BLOCK = "decoder.<pattern>.blocks.full"
@@ -149,13 +147,5 @@ tree = llama_tree(
     extra=[generic_keys(), constant("use_mrope", False, create=False)],
     rope_interleaved=[],
 )
-lens = tree >> structure(Model, converter)
-
-FORMAT = Format(
-    name="qwen2",
-    model_type="qwen2",
-    architectures=("Qwen2ForCausalLM",),
-    lens=lens,
-    weight_naming="qwen2",
-    peer="Qwen2Config",
-)
+FORMAT = declare("qwen2", tree, ("Qwen2ForCausalLM",), peer="Qwen2Config")
+lens = FORMAT.lens

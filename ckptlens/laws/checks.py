@@ -7,6 +7,7 @@ sides); ``assert_lawful`` raises with that report when any law fails.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -102,10 +103,8 @@ def _shared_run(
         if len(failures) == len(properties):
             raise _Stop  # nothing left to learn from more examples
 
-    try:
+    with contextlib.suppress(_Stop):
         run()
-    except _Stop:
-        pass
     return counts, failures, time.perf_counter() - started
 
 

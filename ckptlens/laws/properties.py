@@ -132,17 +132,16 @@ def _get_equiv(t: Target) -> Callable[[Example], None]:
                 # about equivalence. What ``create`` writes must satisfy it: see
                 # canonical_create.
                 reject()
-            peer_view = t.lens.get(peer)
-            if not equal_values(peer_view, view):
-                raise LawBroken(
-                    "get(s) != get(peer(s))",
-                    s=source,
-                    peer_s=peer,
-                    get_s=view,
-                    get_peer_s=peer_view,
-                )
+            _agrees_with_peer(t, peer, view, "get(s) != get(peer(s))", s=source)
 
     return law
+
+
+def _agrees_with_peer(t: Target, peer: dict, view: Any, message: str, **sides: Any) -> None:
+    """The lens reads the peer's normalisation ``peer`` back to ``view``."""
+    peer_view = t.lens.get(peer)
+    if not equal_values(peer_view, view):
+        raise LawBroken(message, **sides, peer_normalised=peer, view=view, peer_view=peer_view)
 
 
 def _canonical_create(t: Target) -> Callable[[Example], None]:
@@ -162,14 +161,10 @@ def _canonical_create(t: Target) -> Callable[[Example], None]:
                     recreated=round_trip,
                 )
             if t.canonical is not None:
-                peer_view = t.lens.get(t.canonical(first))
-                if not equal_values(peer_view, view):
-                    raise LawBroken(
-                        "the peer reads create(v) differently",
-                        v=view,
-                        created=first,
-                        peer_view=peer_view,
-                    )
+                peer = t.canonical(first)
+                _agrees_with_peer(
+                    t, peer, view, "the peer reads create(v) differently", created=first
+                )
 
     return law
 

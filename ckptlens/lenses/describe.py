@@ -23,7 +23,7 @@ class Table:
 
     def __str__(self) -> str:
         widths = [
-            min(56, max(len(col), *(len(row[i]) for row in self.rows)) if self.rows else len(col))
+            min(52 if i == 0 else 36, max([len(col), *(len(row[i]) for row in self.rows)]))
             for i, col in enumerate(self.columns)
         ]
         lines = ["  ".join(col.ljust(w) for col, w in zip(self.columns, widths, strict=True))]
