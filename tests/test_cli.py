@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from conftest import OWN_REAL_CONFIGS
 from ckptlens import formats
 from ckptlens.cli import main
+from conftest import OWN_REAL_CONFIGS
 
 
 @pytest.mark.parametrize("name", formats.names())

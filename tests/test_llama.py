@@ -9,7 +9,6 @@ import warnings
 
 import attrs
 import pytest
-from conftest import load_real_config, real_config_names, shared_real_configs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from ckptlens.formats import detect, llama
 from ckptlens.lenses import LensError, SourceError, ViewError
 from ckptlens.lenses.paths import same
 from ckptlens.native.config import DefaultRotary, Llama3Rotary, MoE, YarnRotary
+from conftest import load_real_config, real_config_names, shared_real_configs
 
 LLAMA_CONFIGS = real_config_names("llama")
 

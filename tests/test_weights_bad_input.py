@@ -14,11 +14,11 @@ import textwrap
 
 import pytest
 from safetensors.torch import load_file, save_file
-from test_weights_support import build_model, save
 
 from ckptlens.lenses.errors import LensError, SourceError
 from ckptlens.weights import DestinationError, convert
 from ckptlens.weights.safetensors_header import read_checkpoint, read_header
+from test_weights_support import build_model, save
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,6 +7,10 @@ import os
 
 import pytest
 import torch
+
+from ckptlens.weights import convert
+from ckptlens.weights.convert import convert_between
+from ckptlens.weights.hf_llama_family import FUSED
 from test_weights_support import (
     build_model,
     hf_side,
@@ -17,10 +21,6 @@ from test_weights_support import (
     read_config,
     save,
 )
-
-from ckptlens.weights import convert
-from ckptlens.weights.convert import convert_between
-from ckptlens.weights.hf_llama_family import FUSED
 
 CASES = {
     "llama": ("llama", {}),

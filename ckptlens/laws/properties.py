@@ -214,14 +214,8 @@ def _bend_view(view: Any, rng: random.Random) -> Any:
     from ckptlens.native.converter import structure, unstructure
 
     data = unstructure(view)
-    leaves = list(_leaves(data, ()))
-    if not leaves:
+    if not _bend_a_leaf(data, rng):
         return None
-    path, value = rng.choice(leaves)
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = _other_value(value, rng)
     try:
         return structure(data, type(view))
     except Exception:
@@ -229,19 +223,25 @@ def _bend_view(view: Any, rng: random.Random) -> Any:
 
 
 def _bend_source(source: dict, rng: random.Random) -> dict:
+    """``source`` with one leaf changed, or (three times in ten) a key added."""
     bent = json.loads(json.dumps(source))
-    leaves = list(_leaves(bent, ()))
-    if leaves and rng.random() < 0.7:
-        path, value = rng.choice(leaves)
-        node = bent
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = _other_value(value, rng)
-    else:
-        bent[rng.choice(["unknown_key", "num_layers", "rope"])] = rng.choice(
-            [1, None, "x", {"a": 1}]
-        )
+    if rng.random() < 0.7 and _bend_a_leaf(bent, rng):
+        return bent
+    bent[rng.choice(["unknown_key", "num_layers", "rope"])] = rng.choice([1, None, "x", {"a": 1}])
     return bent
+
+
+def _bend_a_leaf(tree: dict, rng: random.Random) -> bool:
+    """Change one leaf of ``tree`` in place; False if it has none."""
+    leaves = list(_leaves(tree, ()))
+    if not leaves:
+        return False
+    path, value = rng.choice(leaves)
+    node = tree
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = _other_value(value, rng)
+    return True
 
 
 def _leaves(tree: Any, at: tuple) -> Any:
