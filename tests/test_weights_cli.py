@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import pytest
@@ -78,3 +79,13 @@ def test_importing_the_package_imports_no_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_generation_v4_spells_the_new_config_for_transformers_v4(source, tmp_path):
+    native, hf = tmp_path / "native", tmp_path / "hf-v4"
+    assert main(["convert", str(source), str(native), "--to", "native", "--quiet"]) == 0
+    argv = ["convert", str(native), str(hf), "--to", "llama", "--generation", "v4", "--quiet"]
+    assert main(argv) == 0
+    config = json.loads((hf / "config.json").read_text())
+    assert "rope_theta" in config and "rope_parameters" not in config
+    assert "torch_dtype" in config and "dtype" not in config

@@ -36,6 +36,12 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="HF expert tensors: one per expert or fused 3-D (default: as the source)",
     )
+    parser.add_argument(
+        "--generation",
+        choices=("v5", "v4"),
+        default="v5",
+        help="transformers generation a newly written HF config is spelled for (default v5)",
+    )
     parser.add_argument("--plan", action="store_true", help="print the plan and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.set_defaults(handler=run_convert)
@@ -57,6 +63,7 @@ def run_convert(args: argparse.Namespace) -> int:
             plan_only=args.plan,
             progress=not (args.quiet or args.plan),
             moe_layout=args.moe_layout,
+            generation=args.generation,
         )
     except LensError as error:
         print(f"ckptlens convert: {error}", file=sys.stderr)

@@ -85,12 +85,15 @@ def convert(
     plan_only: bool = False,
     progress: bool = True,
     moe_layout: str | None = None,
+    generation: str = "v5",
 ) -> Plan:
     """Convert the checkpoint in ``src`` to layout ``to`` in ``dst``; returns the plan.
 
     ``to`` is ``"native"`` or a format name; ``dtype`` casts floating tensors; ``moe_layout``
     (``"per_expert"`` or ``"fused"``) picks the HF expert layout written, by default the
-    source's. With ``plan_only`` nothing is read beyond headers and nothing is written.
+    source's; ``generation`` (``"v5"`` or ``"v4"``) spells a freshly created HF config for that
+    transformers generation. With ``plan_only`` nothing is read beyond headers and nothing is
+    written.
     """
     src = os.fspath(src)
     document = _read_json(os.path.join(src, CONFIG))
@@ -98,7 +101,7 @@ def convert(
     checkpoint = read_checkpoint(src)
     detected = detect_moe_layout(checkpoint.tensors) or PER_EXPERT
     source = _source_side(document, detected, OUTPUT in checkpoint.tensors)
-    target = _target_side(source, to, document, code, moe_layout or detected)
+    target = _target_side(source, to, document, code, moe_layout or detected, generation)
     return convert_between(
         src,
         dst,
@@ -152,7 +155,12 @@ def _source_side(document: dict[str, Any], layout: str, has_output: bool) -> Sid
 
 
 def _target_side(
-    source: Side, to: str, document: dict[str, Any], code: str | None, layout: str
+    source: Side,
+    to: str,
+    document: dict[str, Any],
+    code: str | None,
+    layout: str,
+    generation: str = "v5",
 ) -> Side:
     model = _with_dtype(source.lens.model, code)
     if to == NATIVE:
@@ -161,7 +169,10 @@ def _target_side(
 
     fmt = formats.get(to)
     # the same format keeps the source's presentation (key order, spellings, extra metadata)
-    config = fmt.lens.put(model, document) if fmt.name == source.name else fmt.lens.create(model)
+    if fmt.name == source.name:
+        config = fmt.lens.put(model, document)
+    else:
+        config = fmt.lens.create(model, generation=generation)
     return Side(fmt.name, fmt.weights(model, moe_layout=layout), config)
 
 
