@@ -3,9 +3,7 @@ reads back to the same view, or raises exactly the violations ``check_view`` pre
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
 
 import attrs
 import pytest
@@ -15,9 +13,9 @@ from hypothesis import strategies as st
 from ckptlens import formats
 from ckptlens.laws.strategies import views
 from ckptlens.lenses import ViewError
+from conftest import load_real_config
 
 NAMES = sorted(formats.FORMATS)
-REAL = Path("/work/shared/real-configs")
 MATRIX = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -50,7 +48,7 @@ def test_every_ordered_pair(source_name: str) -> None:
 
 
 def real(name: str) -> dict:
-    return json.loads((REAL / name).read_text())
+    return load_real_config(name)
 
 
 def violations(view, target: str) -> dict[str, str]:

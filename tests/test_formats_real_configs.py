@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
 
 import pytest
 
 from ckptlens import formats
 from ckptlens.lenses import LensError
 from ckptlens.lenses.paths import same
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-configs"
-if not REAL.is_dir():  # the repository may sit elsewhere than next to ``shared``
-    REAL = Path("/work/shared/real-configs")
+from conftest import load_real_config, shared_real_configs
 
 EXPECTED = {
     "Qwen__Qwen1.5-110B.json": "qwen2",
@@ -43,7 +38,7 @@ PEERS = [name for name, fmt in EXPECTED.items() if fmt != "llama"]
 
 
 def load(name: str) -> dict:
-    return json.loads((REAL / name).read_text())
+    return load_real_config(name)
 
 
 def canonical(fmt: formats.Format, source: dict) -> dict:
@@ -53,7 +48,7 @@ def canonical(fmt: formats.Format, source: dict) -> dict:
 
 
 def test_every_real_config_is_classified() -> None:
-    on_disk = {path.name for path in REAL.glob("*.json")}
+    on_disk = {path.name for path in shared_real_configs().glob("*.json")}
     assert on_disk == set(EXPECTED) | set(UNSUPPORTED)
 
 
