@@ -101,14 +101,13 @@ METADATA_DEFAULTS = {
 
 
 def with_defaults(lines: dict[str, Line], defaults: Mapping[str, Any]) -> None:
-    """Give the fields named in ``defaults`` another default (a config class's own). ``null``
-    keeps meaning the default only while that default is the derived one: transformers maps
-    ``num_key_value_heads: null`` to the head count even where an absent key means 8."""
+    """Give the fields named in ``defaults`` another default (a config class's own). What a
+    ``null`` reads as does not change: transformers maps ``num_key_value_heads: null`` to the
+    head count even where an absent key means 8."""
     for name, default in defaults.items():
         line = lines[name]
         assert isinstance(line, Field), f"{name} is not a field"
-        keeps_null = line.null_means_default and isinstance(default, Derive)
-        lines[name] = attrs.evolve(line, default=default, null_means_default=keeps_null)
+        lines[name] = attrs.evolve(line, default=default)
 
 
 def block_lines(

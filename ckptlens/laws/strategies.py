@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from ckptlens.lenses.combinators import At, Compose, Record
 from ckptlens.lenses.core import Lens
 from ckptlens.lenses.custom import Custom
-from ckptlens.lenses.fields import REQUIRED, Constant, Derive, Field, Passthrough, Pinned
+from ckptlens.lenses.fields import (
+    NOT_NULLABLE,
+    REQUIRED,
+    Constant,
+    Derive,
+    Field,
+    Passthrough,
+    Pinned,
+)
 from ckptlens.lenses.paths import ABSENT, Path, as_path, data_path, lookup
 from ckptlens.lenses.relations import Constraint, Derived
 from ckptlens.lenses.structure import DictOf, Spelling, Structured, Under, Union
@@ -157,7 +165,7 @@ def _(lens: Field, vat: Path) -> Fragment:
     else:
         at_default = {lens.key: lens.type.write(lens.default)}
     options = [EMPTY, st.just(at_default), off]
-    if lens.null_means_default:
+    if lens.null_default is not NOT_NULLABLE:
         options.append(st.just({lens.key: None}))
     return st.one_of(options)
 

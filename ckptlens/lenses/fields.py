@@ -40,6 +40,7 @@ from ckptlens.lenses.paths import (
 from ckptlens.lenses.values import Bad, Json, ValueType
 
 REQUIRED: Any = ABSENT.__class__("REQUIRED")
+NOT_NULLABLE: Any = ABSENT.__class__("NOT_NULLABLE")
 
 
 @frozen
@@ -64,7 +65,7 @@ class Field(Lens):
     type: ValueType
     default: Any = REQUIRED
     spell_default: bool = True
-    null_means_default: bool = False
+    null_default: Any = NOT_NULLABLE
 
     def __repr__(self) -> str:
         views = ", ".join(repr(dotted(v)) for v in self.views)
@@ -75,7 +76,12 @@ class Field(Lens):
     @property
     def footprint(self) -> Footprint:
         subtree = isinstance(self.type, Json)
-        deps = self.default.reads if isinstance(self.default, Derive) else ()
+        deps = [
+            path
+            for rule in (self.default, self.null_default)
+            if isinstance(rule, Derive)
+            for path in rule.reads
+        ]
         return Footprint(
             claims=frozenset({Claim((self.key,), subtree)}),
             view=frozenset(Claim(v) for v in self.views),
@@ -87,16 +93,16 @@ class Field(Lens):
             return {}
         path = (*at, self.key)
         ctx.claim(path, self, "subtree" if isinstance(self.type, Json) else "leaf")
-        if self.key in src and not (src[self.key] is None and self.null_means_default):
+        if self.key in src and src[self.key] is None and self.null_default is not NOT_NULLABLE:
+            value = self._unstated(self.null_default, path)
+        elif self.key in src:
             value = self.type.read(src[self.key])
             if isinstance(value, Bad):
                 value = ctx.fail(self, path, value.expected, src[self.key])
         elif self.default is REQUIRED:
             value = ctx.fail(self, path, f"key {self.key!r} ({self.type.describe()})", ABSENT)
-        elif isinstance(self.default, Derive):
-            value = Deferred(self.default.compute, path, self)
         else:
-            value = json_copy(self.default)
+            value = self._unstated(self.default, path)
         fragment: dict[str, Any] = {}
         for view in self.views:
             deep_merge(fragment, nest(view, value))
@@ -107,7 +113,7 @@ class Field(Lens):
         if value is INVALID:
             return new
         old_raw = lookup(old, (self.key,)) if not ctx.style.normal else ABSENT
-        if old_raw is None and self.null_means_default and self._at_default(value, ctx):
+        if old_raw is None and self._equals(value, self.null_default, ctx):
             raw = None
         else:
             raw = self.type.write(value, ABSENT if old_raw is None else old_raw)
@@ -154,16 +160,25 @@ class Field(Lens):
             ok = False
         return values[0] if ok else INVALID
 
+    def _unstated(self, rule: Any, path: Path) -> Any:
+        """The view value for a key left unstated (absent, or null where null has a meaning)."""
+        if isinstance(rule, Derive):
+            return Deferred(rule.compute, path, self)
+        return json_copy(rule)
+
     def _at_default(self, value: Any, ctx: WriteContext) -> bool:
-        if self.default is REQUIRED:
+        return self._equals(value, self.default, ctx)
+
+    def _equals(self, value: Any, rule: Any, ctx: WriteContext) -> bool:
+        """Whether ``value`` is what ``rule`` (a constant or a ``Derive``) gives for this view."""
+        if rule is REQUIRED or rule is NOT_NULLABLE:
             return False
-        if isinstance(self.default, Derive):
+        if isinstance(rule, Derive):
             try:
-                default = self.default.compute(ViewReader(ctx.view_root))
+                rule = rule.compute(ViewReader(ctx.view_root))
             except (_NotReady, *USER_ERRORS):
                 return False
-            return equal_values(value, default)
-        return equal_values(value, self.default)
+        return equal_values(value, rule)
 
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
         if self.default is REQUIRED:
@@ -190,18 +205,21 @@ def field(
     default: Any = REQUIRED,
     spell_default: bool = True,
     null_means_default: bool = False,
+    null_default: Any = NOT_NULLABLE,
 ) -> Field:
     """Source key ``key`` shown at view path(s) ``view``.
 
     ``default``: the view value when the key is absent (a constant or a ``Derive``); put
     leaves the key absent if it was absent and the value is still the default, so presence
     round-trips. ``spell_default``: whether ``create`` writes the key at its default.
-    ``null_means_default``: a ``null`` value reads as the default (``head_dim: null``).
+    ``null_default``: what a ``null`` value reads as, when null is not simply "no value"
+    (transformers reads ``num_key_value_heads: null`` as the head count even where an absent
+    key means 8); ``null_means_default`` is the common case where it is the default.
     """
     views = (as_path(view),) if isinstance(view, str | tuple) else tuple(as_path(v) for v in view)
-    return Field(
-        views, key, type, default, spell_default, null_means_default, site=definition_site()
-    )
+    if null_means_default:
+        null_default = default
+    return Field(views, key, type, default, spell_default, null_default, site=definition_site())
 
 
 @frozen(repr=False)
