@@ -154,6 +154,19 @@ def test_config_that_disagrees_with_tensors(checkpoint, tmp_path):
     assert "missing" in str(error)
 
 
+def test_config_dtype_that_disagrees_with_the_tensors(checkpoint, tmp_path):
+    config = json.loads((checkpoint / "config.json").read_text())
+    stored = "F32" if config.get("dtype") == "float32" else None
+    assert stored, "the fixture stores float32 weights"
+    config["dtype"] = "bfloat16"
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    error = convert_fails(checkpoint, tmp_path)
+    assert any(
+        v.path == "config.json $.dtype" and "BF16" in v.expected and v.found.startswith("F32 in ")
+        for v in error.violations
+    )
+
+
 def test_destination_that_exists(checkpoint, tmp_path):
     (tmp_path / "dst").mkdir()
     error = convert_fails(checkpoint, tmp_path, error=DestinationError)

@@ -161,6 +161,31 @@ def _source_problems(checkpoint: Checkpoint, source: WeightLens) -> Iterator[Vio
             yield Violation(
                 name, f"shape {list(expected[name])} (from the config)", "missing", SITE
             )
+    yield from _dtype_problems(checkpoint, source)
+
+
+# The config's ``dtype`` names the floating dtype every weight is stored in.
+CONFIG_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "float64": "F64"}
+
+
+def _dtype_problems(checkpoint: Checkpoint, source: WeightLens) -> Iterator[Violation]:
+    """One violation per floating dtype that disagrees with the config's, naming the tensors."""
+    stated = source.model.metadata.dtype
+    code = CONFIG_DTYPES.get(stated or "")
+    if code is None:
+        return  # no dtype stated, or one that says nothing about floating weights
+    wrong: dict[str, list[str]] = {}
+    for name, info in checkpoint.tensors.items():
+        if info.dtype in FLOAT_DTYPES and info.dtype != code:
+            wrong.setdefault(info.dtype, []).append(name)
+    for found, names in sorted(wrong.items()):
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        yield Violation(
+            "config.json $.dtype",
+            f"{code} tensors (the config says {stated!r})",
+            f"{found} in {shown}",
+            SITE,
+        )
 
 
 def _components(
