@@ -16,7 +16,7 @@ and copy-on-entry so that no input is ever modified.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import frozen
@@ -33,9 +33,8 @@ from ckptlens.lenses.errors import SourceError, ViewError, Violation, definition
 from ckptlens.lenses.footprints import Footprint, coverage_violations
 from ckptlens.lenses.paths import ABSENT, INVALID, Path, json_copy
 
-
-def _site() -> str:
-    return definition_site()
+if TYPE_CHECKING:
+    from ckptlens.lenses.describe import Table
 
 
 @frozen
@@ -43,8 +42,7 @@ class Lens:
     """Base class of every lens. Subclasses implement ``_read``, ``_write``, ``footprint``,
     ``_rows`` and ``__repr__``; everything public is defined here once."""
 
-    kind: ClassVar[str] = "lens"
-    site: str = attrs.field(factory=_site, eq=False, repr=False, kw_only=True)
+    site: str = attrs.field(factory=definition_site, eq=False, repr=False, kw_only=True)
 
     # ------------------------------------------------------------------ public protocol
 
@@ -164,6 +162,3 @@ class Row:
     primitive: str
     default: str = ""
     domain: str = ""
-
-
-Table = Any  # ckptlens.lenses.describe.Table, imported lazily to keep this module small
