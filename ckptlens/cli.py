@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from ckptlens.lenses.errors import LensError
 
@@ -101,10 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"ckptlens {args.command}: {error}", file=sys.stderr)
         return 2
-
-
-def _entry() -> Any:  # pragma: no cover - console script
-    sys.exit(main())
 
 
 if __name__ == "__main__":

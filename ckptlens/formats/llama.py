@@ -86,9 +86,6 @@ def no_mlp_biases(block: str) -> Line:
     ]
 
 
-KV_HEADS_DEFAULT = kv_heads_default(BLOCK)
-HEAD_SIZE_DEFAULT = head_size_default(BLOCK)
-
 METADATA_DEFAULTS = {
     "context_length": 2048,
     "bos_token_id": 1,

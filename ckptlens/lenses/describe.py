@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from attrs import frozen
@@ -123,6 +123,3 @@ def _view_value(view: Any, dotted: str) -> Any:
 
 def _show(value: Any) -> str:
     return "" if value is ABSENT else repr(value)
-
-
-__all__: Sequence[str] = ("Member", "Table", "describe", "explain")

@@ -98,32 +98,32 @@ def jsonpath(path: Path) -> str:
     return out
 
 
+def _follow(tree: Any, path: Path) -> tuple[Any, bool]:
+    """Walk ``path``: the value found (or ``ABSENT``), and whether the walk stopped at a member
+    marker that the data's ``type`` contradicts."""
+    for key in path:
+        if isinstance(key, Member):
+            if not isinstance(tree, dict):
+                return ABSENT, False
+            if tree.get(TAG_KEY) != key.tag:
+                return ABSENT, True
+            continue
+        if not isinstance(tree, dict) or key not in tree:
+            return ABSENT, False
+        tree = tree[key]
+    return tree, False
+
+
 def lookup(tree: Any, path: Path) -> Any:
     """The value at ``path``, or ``ABSENT`` when a step is missing, not a dict, or a member
     marker names another member than the data's ``type``."""
-    for key in path:
-        if isinstance(key, Member):
-            if not isinstance(tree, dict) or tree.get(TAG_KEY) != key.tag:
-                return ABSENT
-            continue
-        if not isinstance(tree, dict) or key not in tree:
-            return ABSENT
-        tree = tree[key]
-    return tree
+    return _follow(tree, path)[0]
 
 
 def other_member(tree: Any, path: Path) -> bool:
     """Whether ``path`` runs through a member marker that the data's ``type`` contradicts
     (so the field is not missing: the whole member is, and its tag lens reports that)."""
-    for key in path:
-        if isinstance(key, Member):
-            if isinstance(tree, dict) and tree.get(TAG_KEY) != key.tag:
-                return True
-            continue
-        if not isinstance(tree, dict) or key not in tree:
-            return False
-        tree = tree[key]
-    return False
+    return _follow(tree, path)[1]
 
 
 def nest(path: Path, value: Any) -> Any:

@@ -35,11 +35,6 @@ def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None
         raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
 
 
-def _nonnegative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
-
-
 def _positive_float(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{attribute.name} must be a number, got {value!r}")
