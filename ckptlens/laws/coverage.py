@@ -10,10 +10,11 @@ from typing import Any
 import attrs
 
 from ckptlens.lenses.combinators import At, Compose, Record
+from ckptlens.lenses.context import ReadContext, Style, WriteContext
 from ckptlens.lenses.core import Lens
 from ckptlens.lenses.footprints import Claim
-from ckptlens.lenses.paths import ANY_KEY, TAG_KEY, Member, Path
-from ckptlens.lenses.structure import Spelling, Union
+from ckptlens.lenses.paths import ANY_KEY, TAG_KEY, Member, Path, json_copy, lookup
+from ckptlens.lenses.structure import DictOf, Spelling, Structured, Under, Union
 
 
 def schema_leaves(
@@ -227,10 +228,6 @@ def footprint_strays(lens: Lens, source: Any, view: Any) -> list[str]:
 
 
 def _walk(lens: Lens, src: Any, at: Path, view: Any, strays: list[str]) -> None:
-    from ckptlens.lenses.context import ReadContext, Style, WriteContext
-    from ckptlens.lenses.paths import json_copy, lookup
-    from ckptlens.lenses.structure import DictOf, Structured, Under
-
     if isinstance(lens, Compose):
         _walk(lens.first, src, at, view, strays)
     elif isinstance(lens, Structured):

@@ -246,9 +246,7 @@ def unrepresentable(model: Model, naming: HFNaming, moe_layout: str) -> Iterator
 
 
 def _block_problems(path: str, block: Block, site: str) -> Iterator[Violation]:
-    mixer = block.mixer
-    if not isinstance(mixer.rotary, NoRotary) and mixer.head_size % 2:
-        yield Violation(f"{path}.mixer.head_size", "even with rotary", str(mixer.head_size), site)
+    # An odd head size with rotary cannot reach here: the native schema refuses it.
     mlp = block.mlp
     if isinstance(mlp, MoE):
         if mlp.shared_expert is not None:
