@@ -145,6 +145,7 @@ def block_lines(
         "causal": pinned(f"{mixer}.causal", True, "causal language model"),
         "window": pinned(f"{mixer}.window", None, "no sliding window"),
         "softmax_scale": pinned(f"{mixer}.softmax_scale", None, "scale is head_dim ** -0.5"),
+        "query_key_norm": pinned(f"{mixer}.query_key_norm", None, "no per-head q/k norm"),
         "rope": rope(f"{mixer}.rotary"),
         "mlp": tag(f"{block}.mlp", "mlp"),
         "intermediate_size": field(

@@ -90,6 +90,8 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_factory(_has_tag, structure_tagged)
 
     for union, members in schema.UNION_MEMBERS.items():
+        if members == (union,):  # a one-member union is its class: the tagged hook serves it
+            continue
         converter.register_structure_hook(union, _union_hook(converter, members))
         converter.register_unstructure_hook(union, converter.unstructure)
     return converter
