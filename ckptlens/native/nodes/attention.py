@@ -55,7 +55,9 @@ class Attention:
     causal: bool = arch(default=True, validator=boolean)
     window: int | None = arch(default=None, validator=optional(positive_int))
     softmax_scale: float | None = arch(default=None, validator=optional(positive_float))
-    query_key_norm: RMSNorm | None = arch(default=None, validator=optional(one_of(RMSNorm, "RMSNorm")))
+    query_key_norm: RMSNorm | None = arch(
+        default=None, validator=optional(one_of(RMSNorm, "RMSNorm"))
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.heads % self.kv_heads:
