@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from ckptlens.formats import hf_weights as hf
 from ckptlens.formats.base import declare
 from ckptlens.formats.hf import ACTIVATION, EPSILON, POSITIVE, generic_keys, identity, metadata
 from ckptlens.formats.rope import rope
@@ -217,5 +218,7 @@ def flat(*lines: Line) -> list[Lens]:
 
 
 tree = llama_tree("llama", ["LlamaForCausalLM"])
-FORMAT = declare("llama", tree, ("LlamaForCausalLM",), peer="LlamaConfig")
+# The tensor names every Llama-derived format shares (formats reuse it like the config lines).
+LLAMA_WEIGHTS = hf.decoder("model.layers.{i}", mixer=hf.attention("self_attn"), mlp=hf.mlp("mlp"))
+FORMAT = declare("llama", tree, ("LlamaForCausalLM",), weights=LLAMA_WEIGHTS, peer="LlamaConfig")
 lens = FORMAT.lens

@@ -15,6 +15,7 @@ from ckptlens.formats.hf import EPSILON, generic_keys, metadata
 from ckptlens.formats.llama import (
     BLOCK_LINES,
     FINAL_NORM,
+    LLAMA_WEIGHTS,
     METADATA_DEFAULTS,
     Line,
     block_lines,
@@ -147,5 +148,5 @@ tree = llama_tree(
     extra=[generic_keys(), constant("use_mrope", False, create=False)],
     rope_interleaved=[],
 )
-FORMAT = declare("qwen2", tree, ("Qwen2ForCausalLM",), peer="Qwen2Config")
+FORMAT = declare("qwen2", tree, ("Qwen2ForCausalLM",), weights=LLAMA_WEIGHTS, peer="Qwen2Config")
 lens = FORMAT.lens

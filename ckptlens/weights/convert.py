@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -20,7 +21,6 @@ from ckptlens.lenses.errors import LensError, SourceError, Violation
 from ckptlens.native.checkpoint import FORMAT_NAME, model_from_native_config, native_config_dict
 from ckptlens.native.config import Model
 from ckptlens.weights.execute import execute
-from ckptlens.weights.hf_llama_family import OUTPUT, PER_EXPERT, detect_moe_layout
 from ckptlens.weights.lens import WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
 from ckptlens.weights.progress import ProgressLine
@@ -99,9 +99,9 @@ def convert(
     document = _read_json(os.path.join(src, CONFIG))
     code = _dtype_code(dtype)
     checkpoint = read_checkpoint(src)
-    detected = detect_moe_layout(checkpoint.tensors) or PER_EXPERT
-    source = _source_side(document, detected, OUTPUT in checkpoint.tensors)
-    target = _target_side(source, to, document, code, moe_layout or detected, generation)
+    source, detected = _source_side(document, checkpoint.tensors)
+    layout = moe_layout or detected.get("moe_layout")
+    target = _target_side(source, to, document, code, layout, generation)
     return convert_between(
         src,
         dst,
@@ -140,18 +140,20 @@ def convert_between(
     return plan
 
 
-def _source_side(document: dict[str, Any], layout: str, has_output: bool) -> Side:
+def _source_side(
+    document: dict[str, Any], tensor_names: Iterable[str]
+) -> tuple[Side, dict[str, Any]]:
+    """The source side, and the weight options its tensor names reveal (the format's own
+    declaration knows its expert layouts and output name; a native source reveals none)."""
     if document.get("format") == FORMAT_NAME:
         model = model_from_native_config(document)
-        return Side(NATIVE, native_weights(model), document)
+        return Side(NATIVE, native_weights(model), document), {}
     from ckptlens import formats
 
     fmt = formats.detect(document)
     model = fmt.lens.get(document)
-    options: dict[str, Any] = {"moe_layout": layout}
-    if has_output and model.tied_embeddings:
-        options["tied_output_on_disk"] = True
-    return Side(fmt.name, fmt.weights(model, **options), document)
+    options = fmt.weight_options(tensor_names)
+    return Side(fmt.name, fmt.weights(model, **options), document), options
 
 
 def _target_side(
@@ -159,7 +161,7 @@ def _target_side(
     to: str,
     document: dict[str, Any],
     code: str | None,
-    layout: str,
+    layout: str | None,
     generation: str = "v5",
 ) -> Side:
     model = _with_dtype(source.lens.model, code)
@@ -173,7 +175,8 @@ def _target_side(
         config = fmt.lens.put(model, document)
     else:
         config = fmt.lens.create(model, generation=generation)
-    return Side(fmt.name, fmt.weights(model, moe_layout=layout), config)
+    options = {} if layout is None else {"moe_layout": layout}
+    return Side(fmt.name, fmt.weights(model, **options), config)
 
 
 def _with_dtype(model: Model, code: str | None) -> Model:
