@@ -31,7 +31,6 @@ from ckptlens.native.nodes.decoders import FEED_FORWARD, MIXER, NORM_1, NORM_2
 from ckptlens.weights.lens import TensorMapping, WeightLens
 from ckptlens.weights.ops import Tie
 
-
 INPUT_NORM = norm("input_layernorm")
 POST_ATTENTION_NORM = norm("post_attention_layernorm")
 GATED_MLP = gated_mlp()
