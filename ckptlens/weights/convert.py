@@ -18,8 +18,14 @@ from typing import Any
 import attrs
 
 from ckptlens.lenses.errors import LensError, SourceError, Violation
-from ckptlens.native.checkpoint import FORMAT_NAME, model_from_native_config, native_config_dict
+from ckptlens.native.checkpoint import (
+    CONFIG_FILE,
+    FORMAT_NAME,
+    model_from_native_config,
+    native_config_dict,
+)
 from ckptlens.native.config import Model
+from ckptlens.weights.dtypes import BY_CODE, FLOAT_CODE_BY_SPELLING
 from ckptlens.weights.execute import execute
 from ckptlens.weights.lens import WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
@@ -34,20 +40,6 @@ from ckptlens.weights.safetensors_header import (
 from ckptlens.weights.writer import write_index, write_json
 
 NATIVE = "native"
-CONFIG = "config.json"
-DTYPES = {
-    "bfloat16": "BF16",
-    "bf16": "BF16",
-    "float16": "F16",
-    "fp16": "F16",
-    "half": "F16",
-    "float32": "F32",
-    "fp32": "F32",
-    "float": "F32",
-    "float64": "F64",
-    "fp64": "F64",
-}
-DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
 UNITS = {
     "": 1,
     "B": 1,
@@ -96,7 +88,7 @@ def convert(
     written.
     """
     src = os.fspath(src)
-    document = _read_json(os.path.join(src, CONFIG))
+    document = _read_json(os.path.join(src, CONFIG_FILE))
     code = _dtype_code(dtype)
     checkpoint = read_checkpoint(src)
     source, detected = _source_side(document, checkpoint.tensors)
@@ -182,16 +174,20 @@ def _target_side(
 def _with_dtype(model: Model, code: str | None) -> Model:
     if code is None:
         return model
-    return attrs.evolve(model, metadata=attrs.evolve(model.metadata, dtype=DTYPE_NAMES[code]))
+    return attrs.evolve(model, metadata=attrs.evolve(model.metadata, dtype=BY_CODE[code].name))
 
 
 def _dtype_code(dtype: str | None) -> str | None:
     if dtype is None:
         return None
-    code = DTYPES.get(dtype.lower())
+    code = FLOAT_CODE_BY_SPELLING.get(dtype.lower())
     if code is None:
         raise SourceError(
-            [Violation("--dtype", f"one of {sorted(DTYPES)}", repr(dtype), "convert")]
+            [
+                Violation(
+                    "--dtype", f"one of {sorted(FLOAT_CODE_BY_SPELLING)}", repr(dtype), "convert"
+                )
+            ]
         )
     return code
 
@@ -257,7 +253,7 @@ def _write(
         if reporter is not None:
             reporter.finish()
         write_index(staging, plan.shards)
-        write_json(os.path.join(staging, CONFIG), config)
+        write_json(os.path.join(staging, CONFIG_FILE), config)
         _copy_other_files(checkpoint, staging)
         _check_destination(dst)
         os.rename(staging, dst)
@@ -270,7 +266,12 @@ def _write(
 def _copy_other_files(checkpoint: Checkpoint, staging: str) -> None:
     """Tokenizer, generation config and the like travel with the weights; old weights and
     pickles do not (they would disagree with the converted tensors)."""
-    weights = {SINGLE_FILE, INDEX_FILE, CONFIG, *(os.path.basename(f) for f in checkpoint.files)}
+    weights = {
+        SINGLE_FILE,
+        INDEX_FILE,
+        CONFIG_FILE,
+        *(os.path.basename(f) for f in checkpoint.files),
+    }
     for name in sorted(os.listdir(checkpoint.directory)):
         if name in weights or name.endswith(PICKLE_SUFFIXES) or name.endswith(".safetensors"):
             continue
