@@ -15,9 +15,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
+from ckptlens.lenses.paths import TAG_KEY
 from ckptlens.native import config as schema
-
-TAG_KEY = "type"
 
 
 def _strict_int(value: Any, _: Any) -> int:
