@@ -26,10 +26,8 @@ from ckptlens.native.checkpoint import (
 )
 from ckptlens.native.config import Model
 from ckptlens.weights.dtypes import BY_CODE, FLOAT_CODE_BY_SPELLING
-from ckptlens.weights.execute import execute
 from ckptlens.weights.lens import WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
-from ckptlens.weights.progress import ProgressLine
 from ckptlens.weights.safetensors_header import (
     INDEX_FILE,
     PICKLE_SUFFIXES,
@@ -244,6 +242,10 @@ def temporary_sibling(dst: str) -> str:
 def _write(
     plan: Plan, checkpoint: Checkpoint, config: dict[str, Any], dst: str, progress: bool
 ) -> None:
+    # imported here: it loads threads and ctypes, which importing a format must not pay for
+    from ckptlens.weights.execute import execute
+    from ckptlens.weights.progress import ProgressLine
+
     _remove_stale_temporaries(dst)
     staging = temporary_sibling(dst)
     os.mkdir(staging)
