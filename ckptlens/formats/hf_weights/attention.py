@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from attrs import frozen
 
-from ckptlens.formats.hf_weights.pieces import Options, join
+from ckptlens.formats.hf_weights.pieces import Options, join, rename, suffixes
 from ckptlens.lenses.errors import Violation
 from ckptlens.native.config import Attention, NoRotary
 from ckptlens.native.nodes.attention import DENSE, KEY_NORM, KEY_VALUE, QUERY, QUERY_NORM
@@ -42,18 +42,14 @@ class AttentionWeights:
         k_rotary = _rotary_order(node, node.kv_heads)
         kv_rows = node.kv_heads * node.head_size
         fuse_kv = chain(parallel(k_rotary, Identity()), Concat(0, (kv_rows, kv_rows)))
-        for suffix, present in [("weight", True), ("bias", node.query_bias)]:
-            if present:
-                external = (f"{hf}.{self.query}.{suffix}",)
-                yield TensorMapping(external, (f"{native}.{QUERY}.{suffix}",), q_rotary)
-        for suffix, present in [("weight", True), ("bias", node.key_value_bias)]:
-            if present:
-                kv = (f"{hf}.{self.key}.{suffix}", f"{hf}.{self.value}.{suffix}")
-                yield TensorMapping(kv, (f"{native}.{KEY_VALUE}.{suffix}",), fuse_kv)
-        for suffix, present in [("weight", True), ("bias", node.dense_bias)]:
-            if present:
-                external = (f"{hf}.{self.output}.{suffix}",)
-                yield TensorMapping(external, (f"{native}.{DENSE}.{suffix}",), Identity())
+        for suffix in suffixes(node.query_bias):
+            external = (f"{hf}.{self.query}.{suffix}",)
+            yield TensorMapping(external, (f"{native}.{QUERY}.{suffix}",), q_rotary)
+        for suffix in suffixes(node.key_value_bias):
+            kv = (f"{hf}.{self.key}.{suffix}", f"{hf}.{self.value}.{suffix}")
+            yield TensorMapping(kv, (f"{native}.{KEY_VALUE}.{suffix}",), fuse_kv)
+        for suffix in suffixes(node.dense_bias):
+            yield rename(f"{hf}.{self.output}.{suffix}", f"{native}.{DENSE}.{suffix}")
         if node.query_key_norm is not None:
             # one head's features, in the same rotary order as the rows they normalize
             order = _rotary_order(node, 1)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from attrs import frozen
 
-from ckptlens.formats.hf_weights.pieces import SITE, Options, join, rename
+from ckptlens.formats.hf_weights.pieces import SITE, Options, join, rename, suffixes
 from ckptlens.lenses.errors import Violation
 from ckptlens.native.config import MLP
 from ckptlens.native.nodes.mlp import LAYER_1, LAYER_2
@@ -30,13 +30,11 @@ class GatedMLPWeights:
         hf = join(hf, self.prefix)
         size = node.intermediate_size
         fuse = Concat(0, (size, size))
-        for suffix, present in [("weight", True), ("bias", node.layer_1_bias)]:
-            if present:
-                external = (f"{hf}.{self.gate}.{suffix}", f"{hf}.{self.up}.{suffix}")
-                yield TensorMapping(external, (f"{native}.{LAYER_1}.{suffix}",), fuse)
-        for suffix, present in [("weight", True), ("bias", node.layer_2_bias)]:
-            if present:
-                yield rename(f"{hf}.{self.down}.{suffix}", f"{native}.{LAYER_2}.{suffix}")
+        for suffix in suffixes(node.layer_1_bias):
+            external = (f"{hf}.{self.gate}.{suffix}", f"{hf}.{self.up}.{suffix}")
+            yield TensorMapping(external, (f"{native}.{LAYER_1}.{suffix}",), fuse)
+        for suffix in suffixes(node.layer_2_bias):
+            yield rename(f"{hf}.{self.down}.{suffix}", f"{native}.{LAYER_2}.{suffix}")
 
     def problems(self, path: str, node: MLP, options: Options) -> Iterator[Violation]:
         if not node.gated:

@@ -57,6 +57,11 @@ def rename(external: str, native: str) -> TensorMapping:
     return TensorMapping((external,), (native,), Identity())
 
 
+def suffixes(bias: bool) -> tuple[str, ...]:
+    """The tensors of a linear layer: its weight, and its bias when it has one."""
+    return ("weight", "bias") if bias else ("weight",)
+
+
 def join(*parts: str) -> str:
     """An HF tensor name from its non-empty parts."""
     return ".".join(part for part in parts if part)
