@@ -6,6 +6,8 @@ names). Given the HF prefix of its parent and the native prefix of a node, it yi
 ``TensorMapping``s between the two namings, and the ``Violation``s for whatever in the node the
 HF names have no place for. Pieces dispatch on the node type they declare (``node_types``), so a
 slot that can hold several node types (an MLP or an MoE; later attention or mamba) asks the node.
+A piece whose node has several on-disk layouts may also offer ``detect_layout(tensor_names)``;
+the decoder asks its feed-forward pieces for it when reading a checkpoint.
 """
 
 from __future__ import annotations
