@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from ckptlens.dtypes import HF_CONFIG_NAMES
 from ckptlens.lenses import (
     Bool,
     Enum,
@@ -26,7 +27,6 @@ from ckptlens.lenses import (
     spelling,
 )
 from ckptlens.native.config import Metadata
-from ckptlens.weights.dtypes import HF_CONFIG_NAMES
 
 POSITIVE = Int(minimum=1)
 NON_NEGATIVE = Float(nonnegative=True)

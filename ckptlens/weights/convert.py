@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from ckptlens.dtypes import BY_CODE, FLOAT_CODE_BY_SPELLING
 from ckptlens.lenses.errors import LensError, SourceError, Violation
 from ckptlens.native.checkpoint import (
     CONFIG_FILE,
@@ -25,7 +26,6 @@ from ckptlens.native.checkpoint import (
     native_config_dict,
 )
 from ckptlens.native.config import Model
-from ckptlens.weights.dtypes import BY_CODE, FLOAT_CODE_BY_SPELLING
 from ckptlens.weights.lens import WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
 from ckptlens.weights.safetensors_header import (

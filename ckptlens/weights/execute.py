@@ -18,8 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ckptlens.dtypes import BY_CODE, DTYPE_SIZES, RAW_TYPES
 from ckptlens.lenses.errors import SourceError, Violation
-from ckptlens.weights.dtypes import BY_CODE, DTYPE_SIZES, RAW_TYPES
 from ckptlens.weights.ops import ShapeError
 from ckptlens.weights.plan import WRITE_QUEUE_DEPTH, Group, Plan
 from ckptlens.weights.safetensors_header import TensorInfo

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 
 from attrs import field, frozen
 
+from ckptlens.dtypes import DTYPE_SIZES, FLOAT_CODE_BY_NAME, FLOAT_CODES
 from ckptlens.lenses.errors import SourceError, Violation
-from ckptlens.weights.dtypes import DTYPE_SIZES, FLOAT_CODE_BY_NAME, FLOAT_CODES
 from ckptlens.weights.lens import TensorMapping, WeightLens
 from ckptlens.weights.ops import Chain, Shape, TensorOp
 from ckptlens.weights.safetensors_header import Checkpoint, TensorInfo

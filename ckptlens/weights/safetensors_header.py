@@ -19,8 +19,8 @@ from typing import Any
 
 from attrs import frozen
 
+from ckptlens.dtypes import DTYPE_SIZES
 from ckptlens.lenses.errors import SourceError, Violation
-from ckptlens.weights.dtypes import DTYPE_SIZES
 
 Shape = tuple[int, ...]
 

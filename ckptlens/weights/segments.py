@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
-from ckptlens.weights.dtypes import DTYPE_SIZES
+from ckptlens.dtypes import DTYPE_SIZES
 from ckptlens.weights.lens import TensorMapping
 from ckptlens.weights.ops import (
     Chain,

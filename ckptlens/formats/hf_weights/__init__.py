@@ -7,7 +7,8 @@ A format module declares its weights next to its config table, for example::
 
 Pieces: ``norm`` (norms.py), ``attention`` (attention.py), ``mlp`` (mlp.py), ``moe`` in both
 expert layouts (moe.py), ``head`` and ``decoder`` (decoder.py). A new node type is one new
-piece module; a new format only picks pieces. Importing this package imports no torch or numpy.
+piece module; a new format only picks pieces. Importing this package imports neither torch,
+numpy nor ``ckptlens.weights`` (loaded when a lens is first built).
 """
 
 from ckptlens.formats.hf_weights.attention import AttentionWeights, attention

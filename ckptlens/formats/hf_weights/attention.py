@@ -4,20 +4,24 @@ per-head ``q_norm``/``k_norm``. Natively keys and values are fused and rows inte
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from attrs import frozen
 
-from ckptlens.formats.hf_weights.pieces import Options, join, rename, suffixes
+from ckptlens.formats.hf_weights.pieces import Options, join, mapping, rename, suffixes
 from ckptlens.lenses.errors import Violation
 from ckptlens.native.config import Attention, NoRotary
 from ckptlens.native.nodes.attention import DENSE, KEY_NORM, KEY_VALUE, QUERY, QUERY_NORM
-from ckptlens.weights.lens import TensorMapping
-from ckptlens.weights.ops import Concat, Identity, RotaryPermute, chain, parallel
+
+if TYPE_CHECKING:
+    from ckptlens.weights.lens import TensorMapping
+    from ckptlens.weights.ops import TensorOp
 
 
-def _rotary_order(mixer: Attention, heads: int) -> RotaryPermute | Identity:
+def _rotary_order(mixer: Attention, heads: int) -> TensorOp:
     """HF half-split rows to native interleaved rows; without rotary the order is free."""
+    from ckptlens.weights.ops import Identity, RotaryPermute
+
     if isinstance(mixer.rotary, NoRotary):
         return Identity()
     return RotaryPermute(heads, mixer.head_size)
@@ -37,6 +41,8 @@ class AttentionWeights:
     def mappings(
         self, hf: str, native: str, node: Attention, options: Options
     ) -> Iterator[TensorMapping]:
+        from ckptlens.weights.ops import Concat, Identity, chain, parallel
+
         hf = join(hf, self.prefix)
         q_rotary = _rotary_order(node, node.heads)
         k_rotary = _rotary_order(node, node.kv_heads)
@@ -44,10 +50,10 @@ class AttentionWeights:
         fuse_kv = chain(parallel(k_rotary, Identity()), Concat(0, (kv_rows, kv_rows)))
         for suffix in suffixes(node.query_bias):
             external = (f"{hf}.{self.query}.{suffix}",)
-            yield TensorMapping(external, (f"{native}.{QUERY}.{suffix}",), q_rotary)
+            yield mapping(external, (f"{native}.{QUERY}.{suffix}",), q_rotary)
         for suffix in suffixes(node.key_value_bias):
             kv = (f"{hf}.{self.key}.{suffix}", f"{hf}.{self.value}.{suffix}")
-            yield TensorMapping(kv, (f"{native}.{KEY_VALUE}.{suffix}",), fuse_kv)
+            yield mapping(kv, (f"{native}.{KEY_VALUE}.{suffix}",), fuse_kv)
         for suffix in suffixes(node.dense_bias):
             yield rename(f"{hf}.{self.output}.{suffix}", f"{native}.{DENSE}.{suffix}")
         if node.query_key_norm is not None:
@@ -55,7 +61,7 @@ class AttentionWeights:
             order = _rotary_order(node, 1)
             for name, native_name in [(self.query_norm, QUERY_NORM), (self.key_norm, KEY_NORM)]:
                 external = (f"{hf}.{name}.weight",)
-                yield TensorMapping(external, (f"{native}.{native_name}.weight",), order)
+                yield mapping(external, (f"{native}.{native_name}.weight",), order)
 
     def problems(self, path: str, node: Attention, options: Options) -> Iterator[Violation]:
         # An odd head size with rotary cannot reach here: the native schema refuses it.

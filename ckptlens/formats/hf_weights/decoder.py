@@ -8,7 +8,7 @@ names cannot represent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
@@ -19,6 +19,7 @@ from ckptlens.formats.hf_weights.pieces import (
     SITE,
     Options,
     Piece,
+    mapping,
     pieces,
     rename,
     slot_mappings,
@@ -28,8 +29,9 @@ from ckptlens.lenses.errors import ViewError, Violation
 from ckptlens.native import names
 from ckptlens.native.config import Block, Model, MoE
 from ckptlens.native.nodes.decoders import FEED_FORWARD, MIXER, NORM_1, NORM_2
-from ckptlens.weights.lens import TensorMapping, WeightLens
-from ckptlens.weights.ops import Tie
+
+if TYPE_CHECKING:
+    from ckptlens.weights.lens import TensorMapping, WeightLens
 
 INPUT_NORM = norm("input_layernorm")
 POST_ATTENTION_NORM = norm("post_attention_layernorm")
@@ -111,6 +113,9 @@ class DecoderWeights:
         """The weight lens of ``model``; ``options`` are ``Options`` fields (``moe_layout``,
         ``tied_output_on_disk``). Raises ``ViewError`` listing every tensor the names cannot
         represent."""
+        from ckptlens.weights.lens import WeightLens
+        from ckptlens.weights.ops import Tie
+
         chosen = Options(**options)
         problems = list(self.problems(model, chosen))
         if problems:
@@ -118,9 +123,7 @@ class DecoderWeights:
         mappings = [rename(self.embeddings, names.EMBEDDINGS)]
         if chosen.tied_output_on_disk and model.tied_embeddings:
             tie = Tie(2)
-            mappings = [
-                TensorMapping((self.embeddings, self.head.output), (names.EMBEDDINGS,), tie)
-            ]
+            mappings = [mapping((self.embeddings, self.head.output), (names.EMBEDDINGS,), tie)]
         for index, block in enumerate(model.decoder.blocks_in_order):
             hf = self.layers.format(i=index)
             mappings += self.block.mappings(hf, names.block_prefix(index), block, chosen)

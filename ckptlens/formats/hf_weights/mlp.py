@@ -4,16 +4,17 @@ and ``down_proj`` (native ``layer_2``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from attrs import frozen
 
-from ckptlens.formats.hf_weights.pieces import SITE, Options, join, rename, suffixes
+from ckptlens.formats.hf_weights.pieces import SITE, Options, join, mapping, rename, suffixes
 from ckptlens.lenses.errors import Violation
 from ckptlens.native.config import MLP
 from ckptlens.native.nodes.mlp import LAYER_1, LAYER_2
-from ckptlens.weights.lens import TensorMapping
-from ckptlens.weights.ops import Concat
+
+if TYPE_CHECKING:
+    from ckptlens.weights.lens import TensorMapping
 
 
 @frozen
@@ -27,12 +28,14 @@ class GatedMLPWeights:
     def mappings(
         self, hf: str, native: str, node: MLP, options: Options
     ) -> Iterator[TensorMapping]:
+        from ckptlens.weights.ops import Concat
+
         hf = join(hf, self.prefix)
         size = node.intermediate_size
         fuse = Concat(0, (size, size))
         for suffix in suffixes(node.layer_1_bias):
             external = (f"{hf}.{self.gate}.{suffix}", f"{hf}.{self.up}.{suffix}")
-            yield TensorMapping(external, (f"{native}.{LAYER_1}.{suffix}",), fuse)
+            yield mapping(external, (f"{native}.{LAYER_1}.{suffix}",), fuse)
         for suffix in suffixes(node.layer_2_bias):
             yield rename(f"{hf}.{self.down}.{suffix}", f"{native}.{LAYER_2}.{suffix}")
 

@@ -10,7 +10,7 @@ checkpoint's tensor names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from attrs import frozen
 
@@ -20,13 +20,15 @@ from ckptlens.formats.hf_weights.pieces import (
     SITE,
     Options,
     join,
+    mapping,
     rename,
 )
 from ckptlens.lenses.errors import Violation
 from ckptlens.native.config import MoE
 from ckptlens.native.nodes.mlp import EXPERTS, LAYER_1, LAYER_2, ROUTER
-from ckptlens.weights.lens import TensorMapping
-from ckptlens.weights.ops import Concat, Parallel, Stack, chain
+
+if TYPE_CHECKING:
+    from ckptlens.weights.lens import TensorMapping
 
 
 @frozen
@@ -42,6 +44,8 @@ class MoEWeights:
     def mappings(
         self, hf: str, native: str, node: MoE, options: Options
     ) -> Iterator[TensorMapping]:
+        from ckptlens.weights.ops import Concat, Parallel, Stack, chain
+
         router = f"{native}.{ROUTER}.weight"
         layer_1, layer_2 = (f"{native}.{EXPERTS}.{layer}.weight" for layer in (LAYER_1, LAYER_2))
         if options.moe_layout == FUSED:
@@ -58,8 +62,8 @@ class MoEWeights:
 
         stack_gate_up = chain(Parallel((Stack(count), Stack(count))), Concat(1, (size, size)))
         yield rename(f"{hf}.{self.router}.weight", router)
-        yield TensorMapping(each(self.gate) + each(self.up), (layer_1,), stack_gate_up)
-        yield TensorMapping(each(self.down), (layer_2,), Stack(count))
+        yield mapping(each(self.gate) + each(self.up), (layer_1,), stack_gate_up)
+        yield mapping(each(self.down), (layer_2,), Stack(count))
 
     def problems(self, path: str, node: MoE, options: Options) -> Iterator[Violation]:
         if node.shared_expert is not None:

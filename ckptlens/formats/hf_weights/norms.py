@@ -4,14 +4,16 @@ names as the native ones, whatever the norm type."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import frozen
 
 from ckptlens.formats.hf_weights.pieces import Options, join, rename
 from ckptlens.lenses.errors import Violation
 from ckptlens.native.config import LayerNorm, NoNorm, RMSNorm
-from ckptlens.weights.lens import TensorMapping
+
+if TYPE_CHECKING:
+    from ckptlens.weights.lens import TensorMapping
 
 
 @frozen

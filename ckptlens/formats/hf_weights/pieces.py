@@ -13,13 +13,15 @@ the decoder asks its feed-forward pieces for it when reading a checkpoint.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from attrs import frozen
 
 from ckptlens.lenses.errors import Violation
-from ckptlens.weights.lens import TensorMapping
-from ckptlens.weights.ops import Identity
+
+if TYPE_CHECKING:
+    from ckptlens.weights.lens import TensorMapping
+    from ckptlens.weights.ops import TensorOp
 
 SITE = "hf weights"
 PER_EXPERT = "per_expert"
@@ -55,8 +57,19 @@ class Piece(Protocol):
         ...
 
 
+def mapping(
+    external: Sequence[str], native: Sequence[str], op: TensorOp | None = None
+) -> TensorMapping:
+    """A ``TensorMapping`` (identity by default). ``ckptlens.weights`` is imported on the first
+    call, not with the format: importing a format must stay cheap."""
+    from ckptlens.weights.lens import TensorMapping
+    from ckptlens.weights.ops import Identity
+
+    return TensorMapping(tuple(external), tuple(native), Identity() if op is None else op)
+
+
 def rename(external: str, native: str) -> TensorMapping:
-    return TensorMapping((external,), (native,), Identity())
+    return mapping((external,), (native,))
 
 
 def suffixes(bias: bool) -> tuple[str, ...]:
