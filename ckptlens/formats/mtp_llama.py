@@ -7,10 +7,15 @@ block's configuration. So ``num_hidden_layers`` is the native ``num_blocks`` unc
 
 from __future__ import annotations
 
+from functools import partial
+
 from ckptlens.formats.base import declare
-from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys
-from ckptlens.formats.llama import MIXER, llama_tree
+from ckptlens.formats.blocks import llama_block
+from ckptlens.formats.decoders import fixed_decoder
+from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys, metadata
+from ckptlens.formats.llama import METADATA_DEFAULTS
 from ckptlens.formats.rope import rope
+from ckptlens.formats.tables import hf_model, rms_head
 from ckptlens.lenses import field
 
 AUTO_MAP = {
@@ -19,15 +24,18 @@ AUTO_MAP = {
     "AutoModelForCausalLM": "modeling_mtp_llama.MTPLlamaForCausalLM",
 }
 
-tree = llama_tree(
+# Under transformers v4 the modeling file is a self-contained Llama copy, under v5 it
+# subclasses transformers' Llama: both run every transformers rope type.
+block = llama_block(rotary=partial(rope, flat_theta=True))
+tree = hf_model(
     "mtp_llama",
     ["MTPLlamaForCausalLM"],
-    # Under transformers v4 the modeling file is a self-contained Llama copy, under v5 it
-    # subclasses transformers' Llama: both run every transformers rope type.
-    rope=rope(f"{MIXER}.rotary", flat_theta=True),
-    prediction_heads=field("head.prediction_heads", "prediction_heads", POSITIVE, default=1),
+    decoder=fixed_decoder(block),
+    head=rms_head(
+        prediction_heads=field("head.prediction_heads", "prediction_heads", POSITIVE, default=1)
+    ),
+    metadata=metadata(METADATA_DEFAULTS),
     extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],
-    rope_interleaved=[],
 )
 FORMAT = declare(
     "mtp_llama",
