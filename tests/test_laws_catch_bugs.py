@@ -55,7 +55,9 @@ def test_a_lens_that_drops_a_field_on_put_fails_put_get() -> None:
         views=["vocab_size"],
         examples=VOCAB_EXAMPLES,
     )
-    assert "put_get" in failures(broken_llama("drops vocab", part("'vocab_size'"), drops), "put_get")
+    assert "put_get" in failures(
+        broken_llama("drops vocab", part("'vocab_size'"), drops), "put_get"
+    )
 
 
 def test_a_lens_whose_footprint_lies_fails_footprint() -> None:

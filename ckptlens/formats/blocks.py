@@ -108,9 +108,10 @@ def qkv_only_biases(mixer: str) -> Line:
 
 CAUSAL = pin("causal", True, "causal language model")
 NO_WINDOW = pin("window", None, "no sliding window")
-# The reorg branch adds ``Attention.query_key_norm`` (Qwen3's per-head q/k RMSNorm); once it is
-# there, Llama-family blocks pin it: pin("query_key_norm", None, "no query/key norm").
-NO_QUERY_KEY_NORM: SubPiece = nothing  # HOOK: query_key_norm
+# HOOK (merge with the reorg branch): it adds ``Attention.query_key_norm`` (Qwen3's per-head
+# q/k RMSNorm, default None). Once the native schema has it, this line becomes
+# NO_QUERY_KEY_NORM = pin("query_key_norm", None, "no per-head q/k norm")
+NO_QUERY_KEY_NORM: SubPiece = nothing
 
 
 def sliding_window(default: int | None, key: str = "sliding_window") -> SubPiece:
@@ -147,8 +148,8 @@ def attention_lines(
         causal(mixer),
         window(mixer),
         pinned(f"{mixer}.softmax_scale", None, "scale is head_dim ** -0.5"),
-        rotary(f"{mixer}.rotary"),
         query_key_norm(mixer),
+        rotary(f"{mixer}.rotary"),
     )
 
 
