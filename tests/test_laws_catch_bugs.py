@@ -13,9 +13,18 @@ from hypothesis import strategies as st
 
 from ckptlens import laws
 from ckptlens.formats import llama
-from ckptlens.lenses import ABSENT, Derive, Int, Lens, custom, field, structure
-from ckptlens.lenses.combinators import Record
-from ckptlens.lenses.structure import Spelling, Union
+from ckptlens.lenses import (
+    ABSENT,
+    Int,
+    Lens,
+    Record,
+    Spelling,
+    Union,
+    ViewRule,
+    custom,
+    field,
+    structure,
+)
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter
 
@@ -101,7 +110,7 @@ def test_a_lens_that_rewrites_v4_rope_as_v5_fails_get_put() -> None:
 
 def test_a_wrong_derived_default_fails_get_equiv_against_transformers() -> None:
     mixer = "decoder.<fixed>.block.mixer.<attention>"
-    wrong = Derive(
+    wrong = ViewRule(
         lambda v: v("hidden_size") // v(f"{mixer}.kv_heads"),
         ["hidden_size", f"{mixer}.kv_heads"],
         "hidden_size // num_key_value_heads",

@@ -17,15 +17,19 @@ from ckptlens.formats.rope import rope
 from ckptlens.formats.tables import Block, Line, Piece, Place, flat
 from ckptlens.lenses import (
     Bool,
-    Derive,
     Lens,
     Nullable,
+    ViewRule,
     constraint,
     derived,
     field,
     pinned,
+    table_builder,
     tag,
 )
+
+# Lenses built here report the site of the format that called the builder.
+table_builder(__file__)
 
 SubPiece = Callable[[str], Line]
 """Lines for one part of a node, given the node's view path."""
@@ -47,16 +51,16 @@ def nothing(node: str) -> Line:
 # ---------------------------------------------------------------- attention
 
 
-def kv_heads_default(block: str) -> Derive:
+def kv_heads_default(block: str) -> ViewRule:
     """``num_key_value_heads`` defaults to the query heads of the block at ``block``."""
     heads = f"{block}.{ATTENTION}.heads"
-    return Derive(lambda view: view(heads), [heads], "num_attention_heads")
+    return ViewRule(lambda view: view(heads), [heads], "num_attention_heads")
 
 
-def head_size_default(block: str) -> Derive:
+def head_size_default(block: str) -> ViewRule:
     """``head_dim`` defaults to ``hidden_size // num_attention_heads``."""
     heads = f"{block}.{ATTENTION}.heads"
-    return Derive(
+    return ViewRule(
         lambda view: view("hidden_size") // view(heads),
         ["hidden_size", heads],
         "hidden_size // num_attention_heads",

@@ -16,8 +16,25 @@ from attrs import frozen
 
 from ckptlens.formats.hf import POSITIVE
 from ckptlens.formats.tables import FINAL_EPSILON, Block, Decoder, Place
-from ckptlens.lenses import Lens, Member, at, field, mirror, record, tag, union
-from ckptlens.lenses.paths import TAG_KEY, Path, as_path, dotted, is_prefix
+from ckptlens.lenses import (
+    TAG_KEY,
+    Lens,
+    Member,
+    Path,
+    as_path,
+    at,
+    dotted,
+    field,
+    is_prefix,
+    mirror,
+    record,
+    table_builder,
+    tag,
+    union,
+)
+
+# Lenses built here report the site of the format that called the builder.
+table_builder(__file__)
 
 FIXED_BLOCK = "decoder.<fixed>.block"
 PATTERN_BLOCKS = "decoder.<pattern>.blocks"

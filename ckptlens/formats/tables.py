@@ -19,8 +19,10 @@ import attrs
 from attrs import frozen
 
 from ckptlens.formats.hf import EPSILON, POSITIVE, identity
-from ckptlens.lenses import Bool, Lens, field, pinned, record, tag
-from ckptlens.lenses.fields import Field
+from ckptlens.lenses import Bool, Field, Lens, field, pinned, record, table_builder, tag
+
+# Lenses built here report the site of the format that called the builder.
+table_builder(__file__)
 
 Line = Lens | list[Lens]
 """One line of a table: a lens, or several that belong together (``[]``: nothing)."""

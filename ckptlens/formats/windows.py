@@ -18,9 +18,19 @@ from attrs import frozen
 from ckptlens.formats.blocks import ATTENTION, nothing, pin
 from ckptlens.formats.decoders import LayerLayout
 from ckptlens.formats.hf import POSITIVE
-from ckptlens.lenses import ABSENT, Bool, Int, Lens, Nullable, Problem, custom
-from ckptlens.lenses.paths import as_path, lookup
-from ckptlens.lenses.values import Bad, ValueType
+from ckptlens.lenses import (
+    ABSENT,
+    Bad,
+    Bool,
+    Int,
+    Lens,
+    Nullable,
+    Problem,
+    ValueType,
+    as_path,
+    custom,
+    lookup,
+)
 
 LAYOUT_KEYS = (
     "num_hidden_layers",
