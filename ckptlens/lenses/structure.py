@@ -192,16 +192,34 @@ class Union(Lens):
         return claims
 
     def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
-        log: set[Path] = set()
-        self.choose(trace(src, at, log))
-        report(self, log, at, strays, "read")
-        for branch in self.children():
-            branch._strays(src, at, view, strays)
+        choice_strays(self, self.choose, src, at, view, strays)
 
     def _examples(self, vat: Path) -> Any:
-        from hypothesis import strategies as st
+        return any_child_examples(self, vat)
 
-        return st.one_of([branch._examples(vat) for branch in self.branches.values()])
+
+def choice_strays(
+    lens: Lens,
+    discriminator: Callable[[Any], Any],
+    src: Any,
+    at: Path,
+    view: Any,
+    strays: list[str],
+) -> None:
+    """Footprint honesty of a lens that picks one of its children: what its discriminator
+    reads must be declared, and each child answers for itself."""
+    log: set[Path] = set()
+    discriminator(trace(src, at, log))
+    report(lens, log, at, strays, "read")
+    for child in lens.children():
+        child._strays(src, at, view, strays)
+
+
+def any_child_examples(lens: Lens, vat: Path) -> Any:
+    """Source fragments of a lens that picks one of its children: any child's."""
+    from hypothesis import strategies as st
+
+    return st.one_of([child._examples(vat) for child in lens.children()])
 
 
 def claim_present(lens: Lens, src: Any, at: Path, ctx: ReadContext) -> None:
@@ -307,16 +325,10 @@ class Spelling(Lens):
         return next(iter(self.spellings.values()))._view_claims(prefix)
 
     def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
-        log: set[Path] = set()
-        self.detect(trace(src, at, log))
-        report(self, log, at, strays, "read")
-        for spelling in self.children():
-            spelling._strays(src, at, view, strays)
+        choice_strays(self, self.detect, src, at, view, strays)
 
     def _examples(self, vat: Path) -> Any:
-        from hypothesis import strategies as st
-
-        return st.one_of([inner._examples(vat) for inner in self.spellings.values()])
+        return any_child_examples(self, vat)
 
 
 _TOP_KEYS: dict[int, tuple[Lens, frozenset[str]]] = {}
