@@ -11,7 +11,6 @@ defaults, which is how most formats differ from their family.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -94,8 +93,9 @@ class Block:
     epsilons: tuple[str, ...] = ("normalization.<rms_norm>.epsilon",)
 
     def __attrs_post_init__(self) -> None:
-        # A misspelt option fails where the format is declared, not when a decoder builds it.
-        inspect.signature(self.build).bind_partial(None, **self.options)
+        # Built once here, so a misspelt option or default key fails where the block is
+        # declared, not where a decoder first places it.
+        self.lines(Place.absolute("block"))
 
     def lines(self, place: Place) -> list[Lens]:
         lenses = flat(self.build(place, **self.options))
