@@ -35,7 +35,6 @@ SubPiece = Callable[[str], Line]
 """Lines for one part of a node, given the node's view path."""
 
 ATTENTION = "mixer.<attention>"
-MLP = "mlp.<mlp>"
 
 
 def pin(name: str, value: Any, reason: str) -> SubPiece:

@@ -9,7 +9,7 @@ the fields the layout owns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
@@ -62,10 +62,10 @@ class LayerLayout:
     ``kind(src)`` picks the decoder union member (``fixed`` or ``pattern``); ``fixed`` and
     ``pattern`` are the lenses that own the layout keys and the view fields they decide
     (``differs``, relative to a block). Pattern blocks are named ``names``: the first is the
-    table's block with ``first`` options, the others copy it but for ``differs``. In a fixed
-    decoder the block takes the ``fixed`` options."""
+    table's block with the options ``first``, the others copy it but for ``differs``. In a
+    fixed decoder the block takes the options ``fixed_options``."""
 
-    kind: Any
+    kind: Callable[[Any], str]
     fixed: Lens
     pattern: Lens
     names: tuple[str, ...]
