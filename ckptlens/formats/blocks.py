@@ -208,6 +208,14 @@ def rms_norm(place: Place) -> Line:
     return tag(place.path("normalization"), "rms_norm")
 
 
+def pre_norms_only(place: Place) -> Line:
+    """Llama's placement: a norm on each sublayer's input, none on its output."""
+    return [
+        pinned(place.path("pre_norms"), True, "input_layernorm and post_attention_layernorm"),
+        pinned(place.path("post_norms"), False, "no norm on the sublayer outputs"),
+    ]
+
+
 # ---------------------------------------------------------------- the Llama block
 
 
@@ -216,15 +224,18 @@ def llama_lines(
     *,
     mlp: Piece | None = None,
     mlp_biases: SubPiece = mlp_bias_key,
+    norm_placement: Piece = pre_norms_only,
     **attention: Any,
 ) -> list[Lens]:
     """Llama's decoder block at ``place``: attention (``attention`` are the keyword options of
     ``attention_lines``), a gated MLP with the bias line ``mlp_biases`` (or another
-    feed-forward piece ``mlp``, e.g. a mixture of experts), an RMSNorm."""
+    feed-forward piece ``mlp``, e.g. a mixture of experts), an RMSNorm placed by
+    ``norm_placement``."""
     return flat(
         attention_lines(place, **attention),
         (mlp or dense_mlp(biases=mlp_biases))(place),
         rms_norm(place),
+        norm_placement(place),
     )
 
 
