@@ -16,6 +16,7 @@ from ckptlens.formats import (
     mistral,
     mixtral,
     mtp_llama,
+    phi3,
     qwen2,
 )
 from ckptlens.formats.base import Format
@@ -27,6 +28,7 @@ FORMATS: Mapping[str, Format] = {
         llama.FORMAT,
         mistral.FORMAT,
         qwen2.FORMAT,
+        phi3.FORMAT,
         mixtral.FORMAT,
         mtp_llama.FORMAT,
         diffusion_llama.FORMAT,

@@ -4,8 +4,9 @@ Native layout: ``query.weight`` ``[heads * head_size, hidden]``; ``key_value.wei
 ``[2 * kv_heads * head_size, hidden]`` (all keys, then all values); ``dense.weight``
 ``[hidden, heads * head_size]``. Query and key rows are stored in the *interleaved* rotary
 order (pairs ``(2i, 2i+1)`` rotate together); HF stores the half-split order (``i`` with
-``i + head_size/2``). The optional per-head query/key norms (Qwen3) normalize each head's
-``head_size`` features before rotary; their weights are in the same interleaved order.
+``i + head_size/2``); with partial rotary only the leading rotated features of each head are
+reordered, the rest keep their place. The optional per-head query/key norms (Qwen3) normalize
+each head's ``head_size`` features before rotary; their weights are in the same interleaved order.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ckptlens.native.nodes.fields import (
     positive_int,
 )
 from ckptlens.native.nodes.norms import RMSNorm
-from ckptlens.native.nodes.rotary import NoRotary, Rotary
+from ckptlens.native.nodes.rotary import LongRopeRotary, NoRotary, Rotary, rotated_size
 
 QUERY = "query"
 KEY_VALUE = "key_value"
@@ -64,10 +65,17 @@ class Attention:
             raise ValueError(
                 f"heads ({self.heads}) must be divisible by kv_heads ({self.kv_heads})"
             )
-        if not isinstance(self.rotary, NoRotary) and self.head_size % 2:
+        rotated = rotated_size(self.rotary, self.head_size)
+        if not isinstance(self.rotary, NoRotary) and (rotated % 2 or not rotated):
             raise ValueError(
-                f"rotary embeddings rotate pairs of channels: head_size ({self.head_size}) "
-                "must be even"
+                "rotary embeddings rotate pairs of channels: the rotated features "
+                f"(head_size {self.head_size} * fraction {self.rotary.fraction} = {rotated}) "
+                "must be even and at least 2"
+            )
+        if isinstance(self.rotary, LongRopeRotary) and len(self.rotary.short_factor) * 2 != rotated:
+            raise ValueError(
+                f"longrope factors need one entry per rotated pair ({rotated // 2}), "
+                f"got {len(self.rotary.short_factor)}"
             )
 
     def tensors(self, prefix: str, hidden: int) -> Tensors:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ckptlens.native.nodes.attention import DENSE, KEY_NORM, KEY_VALUE, QUERY, QUERY_NORM, Attention
-from ckptlens.native.nodes.rotary import NoRotary
+from ckptlens.native.nodes.rotary import NoRotary, rotated_size
 from ckptlens.native.reference.dispatch import Tensors, forward, linear
 from ckptlens.native.reference.norms import normalize
 from ckptlens.native.reference.rotary import rotary_frequencies, rotate_interleaved
@@ -50,7 +50,8 @@ def attention(mixer: Attention, x: torch.Tensor, tensors: Tensors, prefix: str) 
         query = normalize(query, mixer.query_key_norm, tensors, f"{prefix}.{QUERY_NORM}")
         key = normalize(key, mixer.query_key_norm, tensors, f"{prefix}.{KEY_NORM}")
     if not isinstance(mixer.rotary, NoRotary):
-        frequencies = rotary_frequencies(mixer.rotary, size, x.shape[1], x.dtype)
+        rotated = rotated_size(mixer.rotary, size)  # partial rotary: the leading features only
+        frequencies = rotary_frequencies(mixer.rotary, rotated, x.shape[1], x.dtype)
         query = rotate_interleaved(query, frequencies)
         key = rotate_interleaved(key, frequencies)
     group = mixer.heads // mixer.kv_heads
