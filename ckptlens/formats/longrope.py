@@ -25,6 +25,7 @@ from ckptlens.formats.hf import EPSILON, POSITIVE
 from ckptlens.formats.rope import _DEFAULT_SCALING_SPELLINGS, DEFAULT_THETA, TYPE_KEYS
 from ckptlens.lenses import (
     ABSENT,
+    TAG_KEY,
     Bad,
     Float,
     Lens,
@@ -105,16 +106,23 @@ def _write_factor_lists(view: Any, old: Any) -> dict[str, Any]:
 def _factor_list_examples() -> Any:
     from hypothesis import strategies as st
 
+    # Cheap to draw (long random lists make the law suite slow): n copies of one factor with
+    # a different last one, n from the pair counts small and published heads have.
     item = st.sampled_from([1.0, 1.5, 2.0, 4.0, 1, 3])
-    pairs = st.sampled_from([1, 2, 4, 8, 16, 32])
-    return pairs.flatmap(
-        lambda n: st.fixed_dictionaries(
-            {
-                "short_factor": st.lists(item, min_size=n, max_size=n),
-                "long_factor": st.lists(item, min_size=n, max_size=n),
-            }
-        )
-    )
+    pairs = st.sampled_from([1, 2, 4, 8, 16, 24, 48])
+
+    def factors(n: int, first: Any, last: Any) -> list[Any]:
+        return [*([first] * (n - 1)), last]
+
+    one = st.builds(factors, pairs, item, item)
+    return st.builds(
+        lambda n, a, b, c, d: {"short_factor": factors(n, a, b), "long_factor": factors(n, c, d)},
+        pairs,
+        item,
+        item,
+        item,
+        item,
+    ) | one.map(lambda values: {"short_factor": values, "long_factor": [*values[:-1], 2.5]})
 
 
 def factor_lists() -> Lens:
@@ -188,8 +196,57 @@ def _theta() -> Lens:
     return field("theta", "rope_theta", EPSILON, default=DEFAULT_THETA)
 
 
-def _original() -> Lens:
-    return field("original_context_length", ORIGINAL_KEY, POSITIVE, default=4096)
+DEFAULT_ORIGINAL = 4096  # Phi3Config's default, which it always writes
+
+
+def _rope_type_anywhere(src: Mapping[str, Any]) -> str | Bad:
+    params = src.get("rope_parameters", src.get("rope_scaling"))
+    return rope_type(params)
+
+
+def _read_original(src: Mapping[str, Any]) -> dict[str, Any]:
+    raw = src.get(ORIGINAL_KEY, DEFAULT_ORIGINAL)
+    value = POSITIVE.read(raw)
+    if isinstance(value, Bad):
+        raise Problem(ORIGINAL_KEY, value.expected, raw)
+    return {"original_context_length": value} if _rope_type_anywhere(src) == "longrope" else {}
+
+
+def _write_original(view: Any, old: Any) -> dict[str, Any]:
+    old_raw = old.get(ORIGINAL_KEY, ABSENT) if isinstance(old, dict) else ABSENT
+    if view.get(TAG_KEY) != "longrope":
+        # No effect: kept as the source wrote it; the normal form leaves it out.
+        return {} if old is not ABSENT else {ORIGINAL_KEY: ABSENT}
+    value = view.get("original_context_length")
+    if old_raw is ABSENT and old is not ABSENT and equal_values(value, DEFAULT_ORIGINAL):
+        return {}
+    return {ORIGINAL_KEY: POSITIVE.write(value, old_raw)}
+
+
+def _original_examples() -> Any:
+    from hypothesis import strategies as st
+
+    return st.sampled_from([{}, {ORIGINAL_KEY: 4096}, {ORIGINAL_KEY: 8}, {ORIGINAL_KEY: 1024}])
+
+
+def original_context() -> Lens:
+    """The flat ``original_max_position_embeddings``: LongRoPE's original context (it overrides
+    any copy in the rope dict); with plain RoPE it has no effect and is kept as written. One
+    lens for both rope types, so a put that changes the type and back keeps the key."""
+    return custom(
+        "original_max_position_embeddings",
+        _read_original,
+        _write_original,
+        keys=[ORIGINAL_KEY],
+        views=["<longrope>.original_context_length"],
+        where=ORIGINAL_KEY,
+        reads=[
+            *(f"{rope}.{key}" for rope in ("rope_parameters", "rope_scaling") for key in TYPE_KEYS),
+            "rope_parameters",
+            "rope_scaling",
+        ],
+        examples=_original_examples,
+    )
 
 
 def _scaling(rotary: str) -> list[Lens]:
@@ -221,10 +278,9 @@ def _v4(rotary: str) -> Lens:
     default = record(
         _theta(),
         _fraction(),
-        passthrough(ORIGINAL_KEY),  # no effect without scaling
         constant("rope_scaling", None, accept=_DEFAULT_SCALING_SPELLINGS, create=False),
     )
-    longrope = record(_theta(), _fraction(), _original(), under("rope_scaling", *_scaling(rotary)))
+    longrope = record(_theta(), _fraction(), under("rope_scaling", *_scaling(rotary)))
     return union(
         "rope type",
         lambda src: rope_type(src.get("rope_scaling") if isinstance(src, dict) else None),
@@ -237,18 +293,17 @@ def _v4(rotary: str) -> Lens:
 def _v5(rotary: str) -> Lens:
     default = record(
         flat_fraction_copy(),
-        passthrough(ORIGINAL_KEY),
         under(
             "rope_parameters",
             constant(TYPE_KEYS, "default"),
             _theta(),
             _fraction(),
+            passthrough(ORIGINAL_KEY),  # no effect without scaling
             optional=True,
         ),
     )
     longrope = record(
         flat_fraction_copy(),
-        _original(),
         under("rope_parameters", _theta(), _fraction(), *_scaling(rotary)),
     )
     return union(
@@ -262,4 +317,5 @@ def _v5(rotary: str) -> Lens:
 
 def phi3_rope(view: str) -> Lens:
     """The rotary field at view path ``view`` (absolute: a fixed decoder's block)."""
-    return at(view, spelling("rope", v5=_v5(view), v4=_v4(view)))
+    # v4 first: flat keys alone (no rope dict) are the v4 spelling, as transformers reads them.
+    return at(view, record(original_context(), spelling("rope", v4=_v4(view), v5=_v5(view))))
