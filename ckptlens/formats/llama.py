@@ -12,7 +12,15 @@ from typing import Any
 import attrs
 
 from ckptlens.formats.base import declare
-from ckptlens.formats.hf import ACTIVATION, EPSILON, POSITIVE, generic_keys, identity, metadata
+from ckptlens.formats.hf import (
+    ACTIVATION,
+    COUNT,
+    EPSILON,
+    POSITIVE,
+    generic_keys,
+    identity,
+    metadata,
+)
 from ckptlens.formats.rope import rope
 from ckptlens.lenses import (
     Bool,
@@ -183,7 +191,7 @@ def llama_tree(
         "vocab_size": field("vocab_size", "vocab_size", POSITIVE, default=32000),
         "tied": field("tied_embeddings", "tie_word_embeddings", Bool(), default=False),
         "decoder": tag("decoder", "fixed"),
-        "layers": field("decoder.<fixed>.num_blocks", "num_hidden_layers", POSITIVE, default=32),
+        "layers": field("decoder.<fixed>.num_blocks", "num_hidden_layers", COUNT, default=32),
         **block_lines(BLOCK),
         "final_norm": tag("head.final_norm", "rms_norm"),
         "epsilon": field(

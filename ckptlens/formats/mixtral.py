@@ -8,7 +8,7 @@ are metadata: they change the loss, not the function.
 from __future__ import annotations
 
 from ckptlens.formats.base import declare
-from ckptlens.formats.hf import ACTIVATION, POSITIVE, generic_keys, metadata
+from ckptlens.formats.hf import ACTIVATION, COUNT, POSITIVE, generic_keys, metadata
 from ckptlens.formats.llama import BLOCK, MIXER, Line, llama_tree
 from ckptlens.formats.mistral import MISTRAL_METADATA, NO_BIASES, sliding_window
 from ckptlens.formats.rope import rope
@@ -27,7 +27,7 @@ MIXTRAL_METADATA = {
 MIXTURE: dict[str, Line] = {
     "mlp": [
         tag(f"{BLOCK}.mlp", "moe"),
-        field(f"{MOE}.experts", "num_local_experts", POSITIVE, default=8),
+        field(f"{MOE}.experts", "num_local_experts", COUNT, default=8),
         field(f"{MOE}.experts_per_token", "num_experts_per_tok", POSITIVE, default=2),
         # softmax over all experts, top-k, then the k weights renormalised to sum to 1.
         pinned(f"{MOE}.router", {"normalize_top_k": True, "bias": False}, "Mixtral's router"),

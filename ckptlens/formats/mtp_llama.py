@@ -8,7 +8,7 @@ block's configuration. So ``num_hidden_layers`` is the native ``num_blocks`` unc
 from __future__ import annotations
 
 from ckptlens.formats.base import declare
-from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys
+from ckptlens.formats.hf import COUNT, auto_map, generic_keys
 from ckptlens.formats.llama import MIXER, llama_tree
 from ckptlens.formats.rope import rope
 from ckptlens.lenses import field
@@ -25,7 +25,7 @@ tree = llama_tree(
     # Under transformers v4 the modeling file is a self-contained Llama copy, under v5 it
     # subclasses transformers' Llama: both run every transformers rope type.
     rope=rope(f"{MIXER}.rotary", flat_theta=True),
-    prediction_heads=field("head.prediction_heads", "prediction_heads", POSITIVE, default=1),
+    prediction_heads=field("head.prediction_heads", "prediction_heads", COUNT, default=1),
     extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],
     rope_interleaved=[],
 )

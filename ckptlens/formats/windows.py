@@ -15,7 +15,7 @@ from typing import Any
 
 from attrs import frozen
 
-from ckptlens.formats.hf import POSITIVE
+from ckptlens.formats.hf import COUNT, POSITIVE
 from ckptlens.formats.llama import Line, mixer_of
 from ckptlens.lenses import ABSENT, Bool, Int, Nullable, Problem, custom
 from ckptlens.lenses.paths import as_path, lookup
@@ -37,7 +37,7 @@ DEFAULTS = {
     "max_window_layers": 28,
 }
 TYPES: dict[str, ValueType] = {
-    "num_hidden_layers": POSITIVE,
+    "num_hidden_layers": COUNT,
     "use_sliding_window": Bool(),
     "sliding_window": Nullable(POSITIVE),
     "max_window_layers": Int(minimum=0),

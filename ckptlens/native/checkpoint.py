@@ -6,7 +6,9 @@ from typing import Any
 
 import cattrs
 
-from ckptlens.lenses.errors import SourceError, Violation
+from ckptlens.lenses.core import DEEP
+from ckptlens.lenses.errors import USER_ERRORS, SourceError, Violation, quote
+from ckptlens.lenses.paths import too_deep
 from ckptlens.lenses.structure import cattrs_violations
 from ckptlens.native.config import Model
 from ckptlens.native.converter import structure, unstructure
@@ -25,19 +27,26 @@ def model_from_native_config(document: Any) -> Model:
     """Read a native ``config.json`` document; raises ``SourceError`` listing every problem."""
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         found = document.get("format") if isinstance(document, dict) else document
-        raise SourceError([Violation("$.format", repr(FORMAT_NAME), repr(found), "native config")])
+        raise SourceError([Violation("$.format", repr(FORMAT_NAME), quote(found), "native config")])
     if document.get("format_version") != FORMAT_VERSION:
         raise SourceError(
             [
                 Violation(
                     "$.format_version",
                     str(FORMAT_VERSION),
-                    repr(document.get("format_version")),
+                    quote(document.get("format_version")),
                     "native config",
                 )
             ]
         )
+    model = document.get("model")
+    if not isinstance(model, dict):
+        raise SourceError([Violation("$.model", "a JSON object", quote(model), "native config")])
+    if too_deep(model):
+        raise SourceError(
+            [Violation("$.model", DEEP, "a more deeply nested tree", "native config")]
+        )
     try:
-        return structure(document.get("model"), Model)
-    except (cattrs.BaseValidationError, ValueError, TypeError) as error:
+        return structure(model, Model)
+    except (cattrs.BaseValidationError, *USER_ERRORS) as error:
         raise SourceError(cattrs_violations(error, "$.model")) from None

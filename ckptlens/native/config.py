@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import attrs
 from attrs import frozen
 
+from ckptlens.native.bounds import MAX_COUNT, count
+
 ARCHITECTURE = "architecture"
 METADATA = "metadata"
 
@@ -234,7 +236,7 @@ class MoE:
     """A mixture of identical expert MLPs, with optional always-on shared expert."""
 
     tag: ClassVar[str] = "moe"
-    experts: int = arch(validator=_positive_int)
+    experts: int = arch(validator=count)
     experts_per_token: int = arch(validator=_positive_int)
     expert: MLP = arch()
     router: Router = arch(factory=Router)
@@ -270,7 +272,7 @@ class FixedDecoder:
 
     tag: ClassVar[str] = "fixed"
     block: Block = arch()
-    num_blocks: int = arch(validator=_positive_int)
+    num_blocks: int = arch(validator=count)
 
     def block_at(self, index: int) -> Block:
         return self.block
@@ -289,8 +291,8 @@ class PatternDecoder:
     pattern: tuple[str, ...] = arch(converter=tuple)
 
     def __attrs_post_init__(self) -> None:
-        if not self.pattern:
-            raise ValueError("pattern must name at least one block")
+        if not 1 <= len(self.pattern) <= MAX_COUNT:
+            raise ValueError(f"pattern must name from 1 to {MAX_COUNT} blocks")
         unknown = sorted({name for name in self.pattern if name not in self.blocks})
         if unknown:
             raise ValueError(
@@ -329,7 +331,7 @@ class Head:
     """
 
     final_norm: Normalization = arch()
-    prediction_heads: int = arch(default=1, validator=_positive_int)
+    prediction_heads: int = arch(default=1, validator=count)
 
 
 TokenIds = int | tuple[int, ...] | None
