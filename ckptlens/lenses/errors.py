@@ -103,19 +103,21 @@ class LensError(Exception):
 
     side = "lens"
 
-    def __init__(self, violations: Iterable[Violation] | str) -> None:
+    def __init__(self, violations: Iterable[Violation] | str, context: str = "") -> None:
         if isinstance(violations, str):
             violations = [Violation("$", "a valid input", violations)]
         self.violations: tuple[Violation, ...] = tuple(violations)
+        self.context = context  # what was being done, in the user's terms ("qwen2 -> llama")
         super().__init__(self._render())
 
     def _render(self) -> str:
         count = len(self.violations)
         head = f"{count} {self.side} violation{'s' if count != 1 else ''}"
+        head = f"{self.context}: {head}" if self.context else head
         return "\n".join([head, *(f"  {line}" for line in render_grouped(self.violations))])
 
     def __reduce__(self) -> tuple:
-        return (type(self), (list(self.violations),))
+        return (type(self), (list(self.violations), self.context))
 
 
 def render_grouped(violations: Sequence[Violation], limit: int = MAX_LISTED) -> list[str]:

@@ -16,11 +16,39 @@ from ckptlens.native.converter import structure, unstructure
 FORMAT_NAME = "ckptlens-native"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
+HF_SOURCE = "hf_source"
 
 
-def native_config_dict(model: Model) -> dict[str, Any]:
-    """The JSON document a native checkpoint stores for ``model``."""
-    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "model": unstructure(model)}
+def native_config_dict(
+    model: Model, hf_source: tuple[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The JSON document a native checkpoint stores for ``model``; ``hf_source`` is the HF
+    format name and ``config.json`` it was converted from, kept so that converting back to
+    that format gives the file back (what the native view does not hold included)."""
+    document = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model": unstructure(model),
+    }
+    if hf_source is not None:
+        document[HF_SOURCE] = {"format": hf_source[0], "config": hf_source[1]}
+    return document
+
+
+def hf_source_of(document: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The HF format and config a native checkpoint was made from, if it recorded them."""
+    if HF_SOURCE not in document:
+        return None
+    recorded = document[HF_SOURCE]
+    if (
+        not isinstance(recorded, dict)
+        or set(recorded) != {"format", "config"}
+        or not isinstance(recorded["format"], str)
+        or not isinstance(recorded["config"], dict)
+    ):
+        expected = 'an object {"format": NAME, "config": {...}}'
+        raise SourceError([Violation(f"$.{HF_SOURCE}", expected, quote(recorded), "native config")])
+    return recorded["format"], recorded["config"]
 
 
 def model_from_native_config(document: Any) -> Model:

@@ -3,12 +3,18 @@
 The source is an HF checkpoint (its format detected from ``config.json``) or a native one;
 the target is ``"native"`` or a format name. Everything is written into a temporary sibling
 directory and renamed into place only when complete, so the destination either does not exist
-or is a whole checkpoint. Inputs are never modified.
+or is a whole checkpoint (``overwrite`` swaps a complete new one in for an existing one).
+Inputs are never modified.
+
+A native checkpoint made from an HF one keeps that HF ``config.json`` (``hf_source`` in its
+own config), so converting it back into the same format is a ``put`` against it: the file comes
+back exactly, unless the view changed. Any other target gets a fresh ``create``.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ctypes
 import os
 import re
 import shutil
@@ -16,9 +22,24 @@ from typing import Any
 
 import attrs
 
-from ckptlens.lenses.errors import LensError, SourceError, Violation
-from ckptlens.native.checkpoint import FORMAT_NAME, model_from_native_config, native_config_dict
+from ckptlens.files import read_json_object
+from ckptlens.lenses.errors import (
+    ArgumentError,
+    LensError,
+    SourceError,
+    ViewError,
+    Violation,
+    quote,
+)
+from ckptlens.lenses.paths import ABSENT, same
+from ckptlens.native.checkpoint import (
+    FORMAT_NAME,
+    hf_source_of,
+    model_from_native_config,
+    native_config_dict,
+)
 from ckptlens.native.config import Model
+from ckptlens.weights.auxiliary import Auxiliary, copy_auxiliary, select
 from ckptlens.weights.execute import execute
 from ckptlens.weights.hf_llama_family import OUTPUT, PER_EXPERT, detect_moe_layout
 from ckptlens.weights.lens import WeightLens, native_weights
@@ -26,7 +47,6 @@ from ckptlens.weights.plan import Plan, build_plan
 from ckptlens.weights.progress import ProgressLine
 from ckptlens.weights.safetensors_header import (
     INDEX_FILE,
-    PICKLE_SUFFIXES,
     SINGLE_FILE,
     Checkpoint,
     read_checkpoint,
@@ -35,6 +55,8 @@ from ckptlens.weights.writer import write_index, write_json
 
 NATIVE = "native"
 CONFIG = "config.json"
+MOE_LAYOUTS = ("per_expert", "fused")
+GENERATIONS = ("v5", "v4")
 DTYPES = {
     "bfloat16": "BF16",
     "bf16": "BF16",
@@ -47,6 +69,7 @@ DTYPES = {
     "float64": "F64",
     "fp64": "F64",
 }
+DTYPE_HELP = "bfloat16, float16, float32, float64 (or bf16, fp16, half, fp32, float, fp64)"
 DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
 UNITS = {
     "": 1,
@@ -68,11 +91,15 @@ class DestinationError(LensError):
 
 @attrs.frozen
 class Side:
-    """One end of a conversion: its layout's weight lens and its config document."""
+    """One end of a conversion: its layout's weight lens and its config document. ``hf_source``
+    is the HF format and config a checkpoint came from (its own, for an HF checkpoint);
+    ``how`` says how the config document was made."""
 
     name: str
     lens: WeightLens
     config: dict[str, Any]
+    hf_source: tuple[str, dict[str, Any]] | None = None
+    how: str = ""
 
 
 def convert(
@@ -85,34 +112,88 @@ def convert(
     plan_only: bool = False,
     progress: bool = True,
     moe_layout: str | None = None,
-    generation: str = "v5",
+    generation: str | None = None,
+    overwrite: bool = False,
 ) -> Plan:
     """Convert the checkpoint in ``src`` to layout ``to`` in ``dst``; returns the plan.
 
     ``to`` is ``"native"`` or a format name; ``dtype`` casts floating tensors; ``moe_layout``
     (``"per_expert"`` or ``"fused"``) picks the HF expert layout written, by default the
     source's; ``generation`` (``"v5"`` or ``"v4"``) spells a freshly created HF config for that
-    transformers generation. With ``plan_only`` nothing is read beyond headers and nothing is
-    written.
+    transformers generation (default v5); a config put against its HF source keeps the
+    source's spelling, so asking for the other one there is refused. With ``plan_only``
+    nothing is read beyond headers and nothing is written. Missing parent directories of
+    ``dst`` are created; an existing ``dst`` is replaced only with ``overwrite``, and only once
+    the new checkpoint is complete.
     """
-    src = os.fspath(src)
-    document = _read_json(os.path.join(src, CONFIG))
+    src, dst = _paths(src, dst)
+    _check_arguments(to, moe_layout, generation)
     code = _dtype_code(dtype)
+    max_bytes = parse_size(max_shard_size)
+    _check_source_and_destination(src, dst, plan_only, overwrite)
+    document = read_json_object(os.path.join(src, CONFIG), "a JSON config")
     checkpoint = read_checkpoint(src)
     detected = detect_moe_layout(checkpoint.tensors) or PER_EXPERT
     source = _source_side(document, detected, OUTPUT in checkpoint.tensors)
-    target = _target_side(source, to, document, code, moe_layout or detected, generation)
+    _check_counts(source.lens.model, checkpoint)
+    target = _target_side(source, to, code, moe_layout or detected, generation)
     return convert_between(
         src,
         dst,
         source,
         target,
         dtype=code,
-        max_shard_size=max_shard_size,
+        max_shard_size=max_bytes,
         plan_only=plan_only,
         progress=progress,
         checkpoint=checkpoint,
+        overwrite=overwrite,
     )
+
+
+def _paths(src: Any, dst: Any) -> tuple[str, str]:
+    src, dst = os.fspath(src), os.fspath(dst)
+    for name, path in (("src", src), ("dst", dst)):
+        if not path:
+            raise ArgumentError([Violation(name, "a directory path", "an empty path", "convert")])
+    return src, dst
+
+
+def _check_arguments(to: Any, moe_layout: Any, generation: Any) -> None:
+    from ckptlens import formats
+
+    targets = [NATIVE, *formats.names()]
+    problems = []
+    if to not in targets:
+        problems.append(Violation("--to", f"one of {targets}", quote(to), "convert"))
+    if moe_layout not in (None, *MOE_LAYOUTS):
+        problems.append(
+            Violation("--moe-layout", f"one of {list(MOE_LAYOUTS)}", quote(moe_layout), "convert")
+        )
+    if generation not in (None, *GENERATIONS):
+        problems.append(
+            Violation("--generation", f"one of {list(GENERATIONS)}", quote(generation), "convert")
+        )
+    if problems:
+        raise ArgumentError(problems)
+
+
+def _check_counts(model: Model, checkpoint: Checkpoint) -> None:
+    """Every block has tensors, so a config stating more blocks than the checkpoint has
+    tensors is wrong; checked before anything is built per block."""
+    blocks = model.decoder.num_blocks + model.head.prediction_heads - 1
+    if blocks > len(checkpoint.tensors):
+        raise SourceError(
+            [
+                Violation(
+                    "config.json $.decoder.num_blocks",
+                    f"at most {len(checkpoint.tensors)} blocks (the tensors in the checkpoint; "
+                    "every block has some)",
+                    str(model.decoder.num_blocks),
+                    "convert",
+                )
+            ]
+        )
 
 
 def convert_between(
@@ -126,24 +207,32 @@ def convert_between(
     plan_only: bool = False,
     progress: bool = True,
     checkpoint: Checkpoint | None = None,
+    overwrite: bool = False,
 ) -> Plan:
     """Convert with both sides given (weight lenses and the target config document);
     ``dtype`` is a safetensors dtype code (``"BF16"``), ``checkpoint`` the headers if read."""
-    src, dst = os.fspath(src), os.fspath(dst)
-    if not plan_only:
-        _check_destination(dst)
+    src, dst = _paths(src, dst)
+    _check_source_and_destination(src, dst, plan_only, overwrite)
     checkpoint = checkpoint if checkpoint is not None else read_checkpoint(src)
     max_bytes = parse_size(max_shard_size)
     plan = build_plan(checkpoint, source.lens, target.lens, dtype=dtype, max_shard_bytes=max_bytes)
+    keep_code = target.name in (NATIVE, source.name)
+    auxiliary = select(src, _consumed(checkpoint), keep_remote_code=keep_code, skip=_staged(src))
+    notes = ([f"config.json: {target.how}"] if target.how else []) + auxiliary.describe()
+    plan = attrs.evolve(plan, notes=notes)
     if not plan_only:
-        _write(plan, checkpoint, target.config, dst, progress)
+        _write(plan, checkpoint, target.config, dst, progress, auxiliary, overwrite)
     return plan
+
+
+def _consumed(checkpoint: Checkpoint) -> set[str]:
+    return {SINGLE_FILE, INDEX_FILE, CONFIG, *(os.path.basename(f) for f in checkpoint.files)}
 
 
 def _source_side(document: dict[str, Any], layout: str, has_output: bool) -> Side:
     if document.get("format") == FORMAT_NAME:
         model = model_from_native_config(document)
-        return Side(NATIVE, native_weights(model), document)
+        return Side(NATIVE, native_weights(model), document, hf_source_of(document))
     from ckptlens import formats
 
     fmt = formats.detect(document)
@@ -151,29 +240,64 @@ def _source_side(document: dict[str, Any], layout: str, has_output: bool) -> Sid
     options: dict[str, Any] = {"moe_layout": layout}
     if has_output and model.tied_embeddings:
         options["tied_output_on_disk"] = True
-    return Side(fmt.name, fmt.weights(model, **options), document)
+    return Side(fmt.name, fmt.weights(model, **options), document, (fmt.name, document))
 
 
 def _target_side(
-    source: Side,
-    to: str,
-    document: dict[str, Any],
-    code: str | None,
-    layout: str,
-    generation: str = "v5",
+    source: Side, to: str, code: str | None, layout: str, generation: str | None = None
 ) -> Side:
     model = _with_dtype(source.lens.model, code)
     if to == NATIVE:
-        return Side(NATIVE, native_weights(model), native_config_dict(model))
+        if source.hf_source is None:
+            how = "native, no HF source recorded (the source had none)"
+        else:
+            how = f"native, keeping the {source.hf_source[0]} config.json it came from"
+        config = native_config_dict(model, source.hf_source)
+        return Side(NATIVE, native_weights(model), config, source.hf_source, how)
     from ckptlens import formats
 
     fmt = formats.get(to)
-    # the same format keeps the source's presentation (key order, spellings, extra metadata)
-    if fmt.name == source.name:
-        config = fmt.lens.put(model, document)
-    else:
-        config = fmt.lens.create(model, generation=generation)
-    return Side(fmt.name, fmt.weights(model, moe_layout=layout), config)
+    try:
+        config, how = _hf_config(fmt, model, source, generation)
+    except ViewError as error:
+        context = f"{source.name} -> {fmt.name}: the {fmt.name} format cannot hold this model"
+        raise ViewError(error.violations, context=context) from None
+    return Side(fmt.name, fmt.weights(model, moe_layout=layout), config, (fmt.name, config), how)
+
+
+def _hf_config(
+    fmt: Any, model: Model, source: Side, generation: str | None
+) -> tuple[dict[str, Any], str]:
+    """``put`` against the HF config the checkpoint came from when it is this format (its
+    presentation, extra keys and spelling kept), ``create`` otherwise, or when ``generation``
+    asks for the other transformers spelling than that config's (honoured, never ignored)."""
+    fresh = f"created for {fmt.name} (transformers {generation or 'v5'} spelling)"
+    if source.hf_source is None or source.hf_source[0] != fmt.name:
+        return fmt.lens.create(model, generation=generation or "v5"), fresh
+    original = source.hf_source[1]
+    config = fmt.lens.put(model, original)
+    foreign = _foreign_spelling(fmt, model, config, generation) if generation else []
+    if foreign:
+        return fmt.lens.create(model, generation=generation), (
+            f"{fresh}, as --generation asks: the {fmt.name} config.json it came from is spelled "
+            f"for the other generation ({', '.join(foreign)}); its keys outside the view are "
+            "not carried over"
+        )
+    keys = {**original, **config}
+    changed = [k for k in keys if not same(original.get(k, ABSENT), config.get(k, ABSENT))]
+    if not changed:
+        return config, f"put against the {fmt.name} config.json it came from: given back exactly"
+    return config, (
+        f"put against the {fmt.name} config.json it came from; the view changed "
+        f"{', '.join(changed)}"
+    )
+
+
+def _foreign_spelling(fmt: Any, model: Model, config: dict[str, Any], generation: str) -> list[str]:
+    """Keys of ``config`` that only the other transformers generation writes."""
+    wanted = set(fmt.lens.create(model, generation=generation))
+    other = next(g for g in GENERATIONS if g != generation)
+    return sorted((set(fmt.lens.create(model, generation=other)) - wanted) & set(config))
 
 
 def _with_dtype(model: Model, code: str | None) -> Model:
@@ -185,52 +309,65 @@ def _with_dtype(model: Model, code: str | None) -> Model:
 def _dtype_code(dtype: str | None) -> str | None:
     if dtype is None:
         return None
-    code = DTYPES.get(dtype.lower())
+    code = DTYPES.get(dtype.lower()) if isinstance(dtype, str) else None
     if code is None:
-        raise SourceError(
-            [Violation("--dtype", f"one of {sorted(DTYPES)}", repr(dtype), "convert")]
+        raise ArgumentError(
+            [Violation("--dtype", f"a floating dtype: {DTYPE_HELP}", quote(dtype), "convert")]
         )
     return code
 
 
 def parse_size(size: int | str) -> int:
     """``"5GB"`` (decimal, as transformers counts) or ``"2GiB"`` or a byte count."""
-    if isinstance(size, int):
+    if type(size) is int and size >= 1:
         return size
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*", size, flags=re.IGNORECASE)
+    pattern = r"\s*(\d{1,15}(?:\.\d{1,15})?)\s*([KMG]i?B|B)?\s*"
+    match = re.fullmatch(pattern, size, flags=re.IGNORECASE) if isinstance(size, str) else None
     if match is None or int(float(match[1]) * UNITS[(match[2] or "").upper()]) < 1:
-        raise SourceError(
-            [Violation("--max-shard-size", "a size such as 5GB or 500MiB", repr(size), "convert")]
+        raise ArgumentError(
+            [Violation("--max-shard-size", "a size such as 5GB or 500MiB", quote(size), "convert")]
         )
     return int(float(match[1]) * UNITS[(match[2] or "").upper()])
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise SourceError(
-            [Violation(path, "a readable JSON config", str(error), "convert")]
-        ) from None
-    if not isinstance(document, dict):
-        raise SourceError([Violation(path, "a JSON object", type(document).__name__, "convert")])
-    return document
 
 
 # ---------------------------------------------------------------- writing
 
 
-def _check_destination(dst: str) -> None:
+def _destination_error(dst: str, expected: str, found: str) -> DestinationError:
+    return DestinationError([Violation(dst, expected, found, "convert")])
+
+
+def _check_source_and_destination(src: str, dst: str, plan_only: bool, overwrite: bool) -> None:
+    if not os.path.isdir(src):
+        found = "a file" if os.path.lexists(src) else "nothing"
+        raise SourceError([Violation(src, "a checkpoint directory", found, "convert")])
+    real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
+    if real_dst == real_src or _inside(real_dst, real_src):
+        # a later conversion of the source would nest the old output (or overwrite the input)
+        raise _destination_error(dst, "a path outside the source directory", "inside it")
+    if _inside(real_src, real_dst):
+        raise _destination_error(dst, "a path that does not contain the source", "contains it")
+    if not plan_only:
+        _check_destination(dst, overwrite)
+
+
+def _inside(path: str, directory: str) -> bool:
+    return os.path.commonpath([path, directory]) == directory and path != directory
+
+
+def _check_destination(dst: str, overwrite: bool = False) -> None:
     if os.path.lexists(dst):
-        raise DestinationError(
-            [Violation(dst, "a path that does not exist yet", "it exists", "convert")]
-        )
-    parent = os.path.dirname(os.path.abspath(dst))
-    if not os.path.isdir(parent):
-        raise DestinationError(
-            [Violation(dst, "a parent directory that exists", "none", "convert")]
-        )
+        if not overwrite:
+            raise _destination_error(
+                dst, "a path that does not exist yet (or --overwrite)", "it exists"
+            )
+        if os.path.islink(dst) or not os.path.isdir(dst):
+            raise _destination_error(dst, "a directory to replace", "not a directory")
+    ancestor = os.path.dirname(os.path.abspath(dst))
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise _destination_error(dst, "a parent path of directories", f"{ancestor} is a file")
 
 
 STAGING = re.compile(r"\.(.+)\.ckptlens-(\d+)\.tmp")
@@ -242,9 +379,21 @@ def temporary_sibling(dst: str) -> str:
     return os.path.join(parent, f".{name}.ckptlens-{os.getpid()}.tmp")
 
 
+def _staged(directory: str) -> set[str]:
+    """Staging directories of conversions next to ``directory``'s entries (never copied)."""
+    return {name for name in os.listdir(directory) if STAGING.fullmatch(name)}
+
+
 def _write(
-    plan: Plan, checkpoint: Checkpoint, config: dict[str, Any], dst: str, progress: bool
+    plan: Plan,
+    checkpoint: Checkpoint,
+    config: dict[str, Any],
+    dst: str,
+    progress: bool,
+    auxiliary: Auxiliary,
+    overwrite: bool = False,
 ) -> None:
+    created = _make_parents(dst)
     _remove_stale_temporaries(dst)
     staging = temporary_sibling(dst)
     os.mkdir(staging)
@@ -255,29 +404,56 @@ def _write(
             reporter.finish()
         write_index(staging, plan.shards)
         write_json(os.path.join(staging, CONFIG), config)
-        _copy_other_files(checkpoint, staging)
-        _check_destination(dst)
-        os.rename(staging, dst)
+        copy_auxiliary(checkpoint.directory, auxiliary, staging)
+        _check_destination(dst, overwrite)
+        _move_into_place(staging, dst)
         _sync_directory(os.path.dirname(os.path.abspath(dst)))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)  # only if still empty
         raise
 
 
-def _copy_other_files(checkpoint: Checkpoint, staging: str) -> None:
-    """Tokenizer, generation config and the like travel with the weights; old weights and
-    pickles do not (they would disagree with the converted tensors)."""
-    weights = {SINGLE_FILE, INDEX_FILE, CONFIG, *(os.path.basename(f) for f in checkpoint.files)}
-    for name in sorted(os.listdir(checkpoint.directory)):
-        if name in weights or name.endswith(PICKLE_SUFFIXES) or name.endswith(".safetensors"):
-            continue
-        if STAGING.fullmatch(name):  # a conversion being assembled here (dst inside src)
-            continue
-        source = os.path.join(checkpoint.directory, name)
-        if os.path.isdir(source):
-            shutil.copytree(source, os.path.join(staging, name))
-        else:
-            shutil.copy2(source, os.path.join(staging, name))
+def _make_parents(dst: str) -> list[str]:
+    """Create the missing parent directories of ``dst`` (as ``save_pretrained`` does); returns
+    them, outermost first, so a failed conversion can remove them again."""
+    missing = []
+    parent = os.path.dirname(os.path.abspath(dst))
+    while not os.path.exists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):
+        os.mkdir(directory)
+    return list(reversed(missing))
+
+
+def _move_into_place(staging: str, dst: str) -> None:
+    """Rename ``staging`` to ``dst``; an existing ``dst`` (``--overwrite``) is swapped out
+    atomically where the kernel can (``renameat2`` with ``RENAME_EXCHANGE``), else moved
+    aside first, and removed only once the new checkpoint is in place."""
+    if not os.path.lexists(dst):
+        os.rename(staging, dst)
+        return
+    if not _exchange(staging, dst):
+        aside = f"{staging}.old"
+        os.rename(dst, aside)
+        os.rename(staging, dst)
+        staging = aside
+    shutil.rmtree(staging)
+
+
+def _exchange(first: str, second: str) -> bool:
+    """Atomically swap two paths (Linux ``renameat2``); ``False`` where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return result == 0
 
 
 def _sync_directory(path: str) -> None:
