@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import os
 import re
 import shutil
@@ -221,6 +222,9 @@ def convert_between(
     notes = ([f"config.json: {target.how}"] if target.how else []) + auxiliary.describe()
     plan = attrs.evolve(plan, notes=notes)
     if not plan_only:
+        if dtype is not None and importlib.util.find_spec("torch") is None:
+            # casts run in torch; say so before anything is written, not halfway through
+            raise ModuleNotFoundError("--dtype casts need torch", name="torch")
         _write(plan, checkpoint, target.config, dst, progress, auxiliary, overwrite)
     return plan
 
