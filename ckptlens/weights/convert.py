@@ -135,8 +135,7 @@ def convert(
     document = read_json_object(os.path.join(src, CONFIG), "a JSON config")
     checkpoint = read_checkpoint(src)
     detected = detect_moe_layout(checkpoint.tensors) or PER_EXPERT
-    source = _source_side(document, detected, OUTPUT in checkpoint.tensors)
-    _check_counts(source.lens.model, checkpoint)
+    source = _source_side(document, detected, checkpoint)
     target = _target_side(source, to, code, moe_layout or detected, generation)
     return convert_between(
         src,
@@ -233,16 +232,18 @@ def _consumed(checkpoint: Checkpoint) -> set[str]:
     return {SINGLE_FILE, INDEX_FILE, CONFIG, *(os.path.basename(f) for f in checkpoint.files)}
 
 
-def _source_side(document: dict[str, Any], layout: str, has_output: bool) -> Side:
+def _source_side(document: dict[str, Any], layout: str, checkpoint: Checkpoint) -> Side:
     if document.get("format") == FORMAT_NAME:
         model = model_from_native_config(document)
+        _check_counts(model, checkpoint)
         return Side(NATIVE, native_weights(model), document, hf_source_of(document))
     from ckptlens import formats
 
     fmt = formats.detect(document)
     model = fmt.lens.get(document)
+    _check_counts(model, checkpoint)
     options: dict[str, Any] = {"moe_layout": layout}
-    if has_output and model.tied_embeddings:
+    if OUTPUT in checkpoint.tensors and model.tied_embeddings:
         options["tied_output_on_disk"] = True
     return Side(fmt.name, fmt.weights(model, **options), document, (fmt.name, document))
 
