@@ -22,6 +22,9 @@ SITE = "json file"
 def read_json_object(path: str | os.PathLike, what: str = "a JSON object") -> dict[str, Any]:
     """The JSON object in ``path``; ``SourceError`` (with the file's path) for anything else."""
     name = os.fspath(path)
+    if os.path.exists(name) and not os.path.isfile(name) and not os.path.isdir(name):
+        # a named pipe or a device: reading it could block forever
+        raise SourceError([Violation(name, what, "not a regular file", SITE)])
     try:
         with open(name, encoding="utf-8") as handle:
             document = json.load(handle)

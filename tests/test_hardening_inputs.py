@@ -185,3 +185,10 @@ def test_lens_errors_are_the_only_errors_on_these_inputs():
                     fmt.lens.get({**source, key: value})
                 except LensError:
                     continue
+
+
+def test_an_unknown_top_level_key_in_a_native_config_is_a_violation():
+    """A stray ``num_hidden_layers`` beside ``model`` was silently ignored (found by fuzzing)."""
+    document = {**native_config_dict(tiny_llama()), "num_hidden_layers": 10**12}
+    with pytest.raises(SourceError, match=r"\$\.num_hidden_layers: expected a known key"):
+        model_from_native_config(document)

@@ -17,6 +17,7 @@ FORMAT_NAME = "ckptlens-native"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 HF_SOURCE = "hf_source"
+TOP_LEVEL_KEYS = ("format", "format_version", "model", HF_SOURCE)
 
 
 def native_config_dict(
@@ -65,6 +66,14 @@ def model_from_native_config(document: Any) -> Model:
                     quote(document.get("format_version")),
                     "native config",
                 )
+            ]
+        )
+    unknown = [key for key in document if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise SourceError(
+            [
+                Violation(f"$.{key[:40]}", "a known key", "an unknown key", "native config")
+                for key in unknown
             ]
         )
     model = document.get("model")
