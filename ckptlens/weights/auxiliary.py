@@ -55,8 +55,8 @@ class Auxiliary:
     left_behind: tuple[tuple[str, str], ...]
 
     def describe(self) -> list[str]:
-        lines = [f"  copied with the weights: {', '.join(self.copied) or 'nothing'}"]
-        lines += [f"  left behind: {name} ({why})" for name, why in self.left_behind]
+        lines = [f"copied with the weights: {', '.join(self.copied) or 'nothing'}"]
+        lines += [f"left behind: {name} ({why})" for name, why in self.left_behind]
         return lines
 
 
