@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="keep the checkpoints in this new directory")
     args = parser.parse_args(argv)
     if args.out:
-        from ckptlens.weights.convert import DestinationError
+        from ckptlens.weights.destination import DestinationError
 
         if os.path.lexists(args.out):
             raise DestinationError(f"--out {args.out}: a directory that does not exist yet")

@@ -3,7 +3,8 @@
 Importing this package imports neither torch nor transformers (nor numpy): plans are data.
 """
 
-from ckptlens.weights.convert import DestinationError, Side, convert, convert_between
+from ckptlens.weights.convert import Side, convert, convert_between
+from ckptlens.weights.destination import DestinationError
 from ckptlens.weights.hf_llama_family import detect_moe_layout, llama_family_weights
 from ckptlens.weights.lens import TensorMapping, WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan

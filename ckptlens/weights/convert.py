@@ -14,7 +14,6 @@ back exactly, unless the view changed. Any other target gets a fresh ``create``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import os
 import re
@@ -26,7 +25,6 @@ import attrs
 from ckptlens.files import read_json_object
 from ckptlens.lenses.errors import (
     ArgumentError,
-    LensError,
     SourceError,
     ViewError,
     Violation,
@@ -41,6 +39,16 @@ from ckptlens.native.checkpoint import (
 )
 from ckptlens.native.config import Model
 from ckptlens.weights.auxiliary import Auxiliary, copy_auxiliary, select
+from ckptlens.weights.destination import (
+    STAGING,
+    check_destination,
+    check_source_and_destination,
+    make_parents,
+    move_into_place,
+    remove_stale_temporaries,
+    sync_directory,
+    temporary_sibling,
+)
 from ckptlens.weights.execute import execute
 from ckptlens.weights.hf_llama_family import OUTPUT, PER_EXPERT, detect_moe_layout
 from ckptlens.weights.lens import WeightLens, native_weights
@@ -84,12 +92,6 @@ UNITS = {
 }
 
 
-class DestinationError(LensError):
-    """The destination cannot be written (it exists, or its parent is not a directory)."""
-
-    side = "destination"
-
-
 @attrs.frozen
 class Side:
     """One end of a conversion: its layout's weight lens and its config document. ``hf_source``
@@ -131,7 +133,7 @@ def convert(
     _check_arguments(to, moe_layout, generation)
     code = _dtype_code(dtype)
     max_bytes = parse_size(max_shard_size)
-    _check_source_and_destination(src, dst, plan_only, overwrite)
+    check_source_and_destination(src, dst, plan_only, overwrite)
     document = read_json_object(os.path.join(src, CONFIG), "a JSON config")
     checkpoint = read_checkpoint(src)
     detected = detect_moe_layout(checkpoint.tensors) or PER_EXPERT
@@ -212,7 +214,7 @@ def convert_between(
     """Convert with both sides given (weight lenses and the target config document);
     ``dtype`` is a safetensors dtype code (``"BF16"``), ``checkpoint`` the headers if read."""
     src, dst = _paths(src, dst)
-    _check_source_and_destination(src, dst, plan_only, overwrite)
+    check_source_and_destination(src, dst, plan_only, overwrite)
     checkpoint = checkpoint if checkpoint is not None else read_checkpoint(src)
     max_bytes = parse_size(max_shard_size)
     plan = build_plan(checkpoint, source.lens, target.lens, dtype=dtype, max_shard_bytes=max_bytes)
@@ -338,52 +340,6 @@ def parse_size(size: int | str) -> int:
 # ---------------------------------------------------------------- writing
 
 
-def _destination_error(dst: str, expected: str, found: str) -> DestinationError:
-    return DestinationError([Violation(dst, expected, found, "convert")])
-
-
-def _check_source_and_destination(src: str, dst: str, plan_only: bool, overwrite: bool) -> None:
-    if not os.path.isdir(src):
-        found = "a file" if os.path.lexists(src) else "nothing"
-        raise SourceError([Violation(src, "a checkpoint directory", found, "convert")])
-    real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
-    if real_dst == real_src or _inside(real_dst, real_src):
-        # a later conversion of the source would nest the old output (or overwrite the input)
-        raise _destination_error(dst, "a path outside the source directory", "inside it")
-    if _inside(real_src, real_dst):
-        raise _destination_error(dst, "a path that does not contain the source", "contains it")
-    if not plan_only:
-        _check_destination(dst, overwrite)
-
-
-def _inside(path: str, directory: str) -> bool:
-    return os.path.commonpath([path, directory]) == directory and path != directory
-
-
-def _check_destination(dst: str, overwrite: bool = False) -> None:
-    if os.path.lexists(dst):
-        if not overwrite:
-            raise _destination_error(
-                dst, "a path that does not exist yet (or --overwrite)", "it exists"
-            )
-        if os.path.islink(dst) or not os.path.isdir(dst):
-            raise _destination_error(dst, "a directory to replace", "not a directory")
-    ancestor = os.path.dirname(os.path.abspath(dst))
-    while not os.path.lexists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        raise _destination_error(dst, "a parent path of directories", f"{ancestor} is a file")
-
-
-STAGING = re.compile(r"\.(.+)\.ckptlens-(\d+)\.tmp")
-
-
-def temporary_sibling(dst: str) -> str:
-    """Where ``dst`` is assembled: hidden, in the same directory (so the rename is atomic)."""
-    parent, name = os.path.split(os.path.abspath(dst))
-    return os.path.join(parent, f".{name}.ckptlens-{os.getpid()}.tmp")
-
-
 def _staged(directory: str) -> set[str]:
     """Staging directories of conversions next to ``directory``'s entries (never copied)."""
     return {name for name in os.listdir(directory) if STAGING.fullmatch(name)}
@@ -398,8 +354,8 @@ def _write(
     auxiliary: Auxiliary,
     overwrite: bool = False,
 ) -> None:
-    created = _make_parents(dst)
-    _remove_stale_temporaries(dst)
+    created = make_parents(dst)
+    remove_stale_temporaries(dst)
     staging = temporary_sibling(dst)
     os.mkdir(staging)
     try:
@@ -410,79 +366,12 @@ def _write(
         write_index(staging, plan.shards)
         write_json(os.path.join(staging, CONFIG), config)
         copy_auxiliary(checkpoint.directory, auxiliary, staging)
-        _check_destination(dst, overwrite)
-        _move_into_place(staging, dst)
-        _sync_directory(os.path.dirname(os.path.abspath(dst)))
+        check_destination(dst, overwrite)
+        move_into_place(staging, dst)
+        sync_directory(os.path.dirname(os.path.abspath(dst)))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         for directory in reversed(created):
             with contextlib.suppress(OSError):
                 os.rmdir(directory)  # only if still empty
         raise
-
-
-def _make_parents(dst: str) -> list[str]:
-    """Create the missing parent directories of ``dst`` (as ``save_pretrained`` does); returns
-    them, outermost first, so a failed conversion can remove them again."""
-    missing = []
-    parent = os.path.dirname(os.path.abspath(dst))
-    while not os.path.exists(parent):
-        missing.append(parent)
-        parent = os.path.dirname(parent)
-    for directory in reversed(missing):
-        os.mkdir(directory)
-    return list(reversed(missing))
-
-
-def _move_into_place(staging: str, dst: str) -> None:
-    """Rename ``staging`` to ``dst``; an existing ``dst`` (``--overwrite``) is swapped out
-    atomically where the kernel can (``renameat2`` with ``RENAME_EXCHANGE``), else moved
-    aside first, and removed only once the new checkpoint is in place."""
-    if not os.path.lexists(dst):
-        os.rename(staging, dst)
-        return
-    if not _exchange(staging, dst):
-        aside = f"{staging}.old"
-        os.rename(dst, aside)
-        os.rename(staging, dst)
-        staging = aside
-    shutil.rmtree(staging)
-
-
-def _exchange(first: str, second: str) -> bool:
-    """Atomically swap two paths (Linux ``renameat2``); ``False`` where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
-    return result == 0
-
-
-def _sync_directory(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _remove_stale_temporaries(dst: str) -> None:
-    """Staging directories left by a killed conversion (their process is gone)."""
-    parent, name = os.path.split(os.path.abspath(dst))
-    for entry in os.listdir(parent):
-        match = STAGING.fullmatch(entry)
-        if match and match[1] == name and not _alive(int(match[2])):
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
