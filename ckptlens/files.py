@@ -12,9 +12,7 @@ import json
 import os
 from typing import Any
 
-from ckptlens.lenses.core import DEEP
-from ckptlens.lenses.errors import SourceError, Violation, quote
-from ckptlens.lenses.paths import too_deep
+from ckptlens.lenses import DEEP, SourceError, Violation, quote, too_deep
 
 SITE = "json file"
 

@@ -6,9 +6,8 @@ from typing import Any
 
 import cattrs
 
-from ckptlens.lenses.core import DEEP
-from ckptlens.lenses.errors import USER_ERRORS, SourceError, Violation, quote
-from ckptlens.lenses.paths import too_deep
+from ckptlens.lenses import DEEP, SourceError, Violation, quote, too_deep
+from ckptlens.lenses.errors import USER_ERRORS
 from ckptlens.lenses.structure import cattrs_violations
 from ckptlens.native.config import Model
 from ckptlens.native.converter import structure, unstructure

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ckptlens.lenses.describe import Table
-from ckptlens.lenses.errors import quote
+from ckptlens.lenses import Table, quote
 from ckptlens.native.checkpoint import hf_source_of, model_from_native_config
 from ckptlens.native.converter import TAG_KEY, unstructure
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from ckptlens.dtypes import BY_CODE, FLOAT_CODE_BY_SPELLING
 from ckptlens.files import read_json_object
 from ckptlens.lenses.errors import (
     ArgumentError,
@@ -32,6 +33,7 @@ from ckptlens.lenses.errors import (
 )
 from ckptlens.lenses.paths import ABSENT, same
 from ckptlens.native.checkpoint import (
+    CONFIG_FILE,
     FORMAT_NAME,
     hf_source_of,
     model_from_native_config,
@@ -49,11 +51,8 @@ from ckptlens.weights.destination import (
     sync_directory,
     temporary_sibling,
 )
-from ckptlens.weights.execute import execute
-from ckptlens.weights.hf_llama_family import OUTPUT, PER_EXPERT, detect_moe_layout
 from ckptlens.weights.lens import WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
-from ckptlens.weights.progress import ProgressLine
 from ckptlens.weights.safetensors_header import (
     INDEX_FILE,
     SINGLE_FILE,
@@ -63,23 +62,9 @@ from ckptlens.weights.safetensors_header import (
 from ckptlens.weights.writer import write_index, write_json
 
 NATIVE = "native"
-CONFIG = "config.json"
 MOE_LAYOUTS = ("per_expert", "fused")
 GENERATIONS = ("v5", "v4")
-DTYPES = {
-    "bfloat16": "BF16",
-    "bf16": "BF16",
-    "float16": "F16",
-    "fp16": "F16",
-    "half": "F16",
-    "float32": "F32",
-    "fp32": "F32",
-    "float": "F32",
-    "float64": "F64",
-    "fp64": "F64",
-}
 DTYPE_HELP = "bfloat16, float16, float32, float64 (or bf16, fp16, half, fp32, float, fp64)"
-DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
 UNITS = {
     "": 1,
     "B": 1,
@@ -134,11 +119,11 @@ def convert(
     code = _dtype_code(dtype)
     max_bytes = parse_size(max_shard_size)
     check_source_and_destination(src, dst, plan_only, overwrite)
-    document = read_json_object(os.path.join(src, CONFIG), "a JSON config")
+    document = read_json_object(os.path.join(src, CONFIG_FILE), "a JSON config")
     checkpoint = read_checkpoint(src)
-    detected = detect_moe_layout(checkpoint.tensors) or PER_EXPERT
-    source = _source_side(document, detected, checkpoint)
-    target = _target_side(source, to, code, moe_layout or detected, generation)
+    source, detected = _source_side(document, checkpoint)
+    layout = moe_layout or detected.get("moe_layout")
+    target = _target_side(source, to, code, layout, generation)
     return convert_between(
         src,
         dst,
@@ -231,27 +216,29 @@ def convert_between(
 
 
 def _consumed(checkpoint: Checkpoint) -> set[str]:
-    return {SINGLE_FILE, INDEX_FILE, CONFIG, *(os.path.basename(f) for f in checkpoint.files)}
+    return {SINGLE_FILE, INDEX_FILE, CONFIG_FILE, *(os.path.basename(f) for f in checkpoint.files)}
 
 
-def _source_side(document: dict[str, Any], layout: str, checkpoint: Checkpoint) -> Side:
+def _source_side(document: dict[str, Any], checkpoint: Checkpoint) -> tuple[Side, dict[str, Any]]:
+    """The source side, and the weight options its tensor names reveal (the format's own
+    declaration knows its expert layouts and output name; a native source reveals none)."""
     if document.get("format") == FORMAT_NAME:
         model = model_from_native_config(document)
         _check_counts(model, checkpoint)
-        return Side(NATIVE, native_weights(model), document, hf_source_of(document))
+        side = Side(NATIVE, native_weights(model), document, hf_source_of(document))
+        return side, {}
     from ckptlens import formats
 
     fmt = formats.detect(document)
     model = fmt.lens.get(document)
     _check_counts(model, checkpoint)
-    options: dict[str, Any] = {"moe_layout": layout}
-    if OUTPUT in checkpoint.tensors and model.tied_embeddings:
-        options["tied_output_on_disk"] = True
-    return Side(fmt.name, fmt.weights(model, **options), document, (fmt.name, document))
+    options = fmt.weight_options(checkpoint.tensors)
+    side = Side(fmt.name, fmt.weights(model, **options), document, (fmt.name, document))
+    return side, options
 
 
 def _target_side(
-    source: Side, to: str, code: str | None, layout: str, generation: str | None = None
+    source: Side, to: str, code: str | None, layout: str | None, generation: str | None = None
 ) -> Side:
     model = _with_dtype(source.lens.model, code)
     if to == NATIVE:
@@ -269,7 +256,8 @@ def _target_side(
     except ViewError as error:
         context = f"{source.name} -> {fmt.name}: the {fmt.name} format cannot hold this model"
         raise ViewError(error.violations, context=context) from None
-    return Side(fmt.name, fmt.weights(model, moe_layout=layout), config, (fmt.name, config), how)
+    options = {} if layout is None else {"moe_layout": layout}
+    return Side(fmt.name, fmt.weights(model, **options), config, (fmt.name, config), how)
 
 
 def _hf_config(
@@ -310,13 +298,13 @@ def _foreign_spelling(fmt: Any, model: Model, config: dict[str, Any], generation
 def _with_dtype(model: Model, code: str | None) -> Model:
     if code is None:
         return model
-    return attrs.evolve(model, metadata=attrs.evolve(model.metadata, dtype=DTYPE_NAMES[code]))
+    return attrs.evolve(model, metadata=attrs.evolve(model.metadata, dtype=BY_CODE[code].name))
 
 
 def _dtype_code(dtype: str | None) -> str | None:
     if dtype is None:
         return None
-    code = DTYPES.get(dtype.lower()) if isinstance(dtype, str) else None
+    code = FLOAT_CODE_BY_SPELLING.get(dtype.lower()) if isinstance(dtype, str) else None
     if code is None:
         raise ArgumentError(
             [Violation("--dtype", f"a floating dtype: {DTYPE_HELP}", quote(dtype), "convert")]
@@ -354,6 +342,10 @@ def _write(
     auxiliary: Auxiliary,
     overwrite: bool = False,
 ) -> None:
+    # imported here: it loads threads and ctypes, which importing a format must not pay for
+    from ckptlens.weights.execute import execute
+    from ckptlens.weights.progress import ProgressLine
+
     created = make_parents(dst)
     remove_stale_temporaries(dst)
     staging = temporary_sibling(dst)
@@ -364,7 +356,7 @@ def _write(
         if reporter is not None:
             reporter.finish()
         write_index(staging, plan.shards)
-        write_json(os.path.join(staging, CONFIG), config)
+        write_json(os.path.join(staging, CONFIG_FILE), config)
         copy_auxiliary(checkpoint.directory, auxiliary, staging)
         check_destination(dst, overwrite)
         move_into_place(staging, dst)
