@@ -267,6 +267,13 @@ class RotaryPermute(TensorOp):
     def size(self) -> int:
         return self.head_size if self.rotated is None else self.rotated
 
+    def __repr__(self) -> str:
+        partial = "" if self.rotated is None else f", rotated={self.rotated}"
+        return (
+            f"RotaryPermute(heads={self.heads}, head_size={self.head_size}, "
+            f"to_interleaved={self.to_interleaved}{partial})"
+        )
+
     def output_shapes(self, shapes: Sequence[Shape]) -> list[Shape]:
         self._arity(shapes, 1)
         shape = tuple(shapes[0])
