@@ -31,6 +31,7 @@ from ckptlens.lenses import (
     Lens,
     Nullable,
     Problem,
+    Share,
     ViewRule,
     at,
     constant,
@@ -47,7 +48,7 @@ from ckptlens.lenses import (
 SU = "su"
 ORIGINAL_KEY = "original_max_position_embeddings"
 PARTIAL_KEY = "partial_rotary_factor"
-FRACTION = Float(positive=True, maximum=1.0)
+FRACTION = Share()
 FACTOR = Float(positive=True)
 
 
@@ -182,7 +183,7 @@ def flat_fraction_copy() -> Lens:
 def _flat_fraction_examples() -> Any:
     from hypothesis import strategies as st
 
-    return st.sampled_from([{}, {PARTIAL_KEY: 1.0}, {PARTIAL_KEY: 0.5}])
+    return st.sampled_from([{}, {}, {}, {PARTIAL_KEY: 1.0}, {PARTIAL_KEY: 0.5}])
 
 
 # ---------------------------------------------------------------- the two spellings
