@@ -23,6 +23,10 @@ class Format:
     dispatches on (attention, MLP or MoE, norms, prediction heads), so the two cannot disagree.
     ``peer`` names the transformers config class, when transformers has one: tests and
     ``canonical`` use it as the independent reference for defaults and spellings.
+    ``peer_model`` names the transformers model class (``"LlamaForCausalLM"``): declaring it
+    opts the format into the ModelEquiv law, which builds that model from ``create(v)`` and
+    compares its logits with the native reference. ``peer_inputs``, when a model needs more
+    than token ids (images, say), maps ``(view, tokens)`` to the model's keyword arguments.
     """
 
     name: str
@@ -31,6 +35,10 @@ class Format:
     lens: Lens = attrs.field(repr=False)
     weight_naming: str = ""
     peer: str | None = None
+    peer_model: str | None = None
+    peer_inputs: Callable[[Model, Any], dict[str, Any]] | None = attrs.field(
+        default=None, repr=False
+    )
     remote_code: bool = False
     notes: tuple[str, ...] = ()
 

@@ -216,5 +216,11 @@ def flat(*lines: Line) -> list[Lens]:
 
 
 tree = llama_tree("llama", ["LlamaForCausalLM"])
-FORMAT = declare("llama", tree, ("LlamaForCausalLM",), peer="LlamaConfig")
+FORMAT = declare(
+    "llama",
+    tree,
+    ("LlamaForCausalLM",),
+    peer="LlamaConfig",
+    peer_model="LlamaForCausalLM",
+)
 lens = FORMAT.lens

@@ -38,5 +38,11 @@ tree = llama_tree(
     extra=generic_keys(),
     rope_interleaved=[],
 )
-FORMAT = declare("mistral", tree, ("MistralForCausalLM",), peer="MistralConfig")
+FORMAT = declare(
+    "mistral",
+    tree,
+    ("MistralForCausalLM",),
+    peer="MistralConfig",
+    peer_model="MistralForCausalLM",
+)
 lens = FORMAT.lens

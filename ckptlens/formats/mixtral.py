@@ -57,5 +57,11 @@ tree = llama_tree(
     extra=generic_keys(),
     rope_interleaved=[],
 )
-FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), peer="MixtralConfig")
+FORMAT = declare(
+    "mixtral",
+    tree,
+    ("MixtralForCausalLM",),
+    peer="MixtralConfig",
+    peer_model="MixtralForCausalLM",
+)
 lens = FORMAT.lens

@@ -147,5 +147,11 @@ tree = llama_tree(
     extra=[generic_keys(), constant("use_mrope", False, create=False)],
     rope_interleaved=[],
 )
-FORMAT = declare("qwen2", tree, ("Qwen2ForCausalLM",), peer="Qwen2Config")
+FORMAT = declare(
+    "qwen2",
+    tree,
+    ("Qwen2ForCausalLM",),
+    peer="Qwen2Config",
+    peer_model="Qwen2ForCausalLM",
+)
 lens = FORMAT.lens

@@ -18,6 +18,16 @@ PROFILES: dict[str, settings] = {
 }
 
 
+# The semantic laws (model_equiv, weight_round_trip) build and run a real transformers model
+# per example, about a second each on this project's machine, so they draw their own, smaller
+# number of tiny models per profile. ``ci`` is the "at least 25 models per format" of the brief.
+SEMANTIC_EXAMPLES: dict[str, int] = {"dev": 5, "ci": 25, "thorough": 200}
+
+
+def semantic_examples(profile: str | None = None) -> int:
+    return SEMANTIC_EXAMPLES[profile_name(profile)]
+
+
 # How long a failing law may spend shrinking its counterexample before it is reported.
 SHRINK_SECONDS: dict[str, float] = {"dev": 2.0, "ci": 5.0, "thorough": 60.0}
 

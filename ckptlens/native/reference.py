@@ -350,12 +350,14 @@ class ReferenceModel:
     tensors: Mapping[str, torch.Tensor]
 
     @classmethod
-    def build(cls, config: Model, tensors: Tensors) -> ReferenceModel:
+    def build(
+        cls, config: Model, tensors: Tensors, dtype: torch.dtype = torch.float32
+    ) -> ReferenceModel:
         """Check ``tensors`` against ``config``; raise ``SourceError`` listing every problem."""
         violations = tensor_violations(config, tensors)
         if violations:
             raise SourceError(violations)
-        return cls(config, {name: tensor.to(torch.float32) for name, tensor in tensors.items()})
+        return cls(config, {name: tensor.to(dtype) for name, tensor in tensors.items()})
 
     @property
     def output_weight(self) -> torch.Tensor:
