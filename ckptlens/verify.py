@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
     from ckptlens.native.reference import ReferenceModel
 
-DEFAULT_TOLERANCE = 1e-4
+DEFAULT_TOLERANCE = 1e-6
+FLOAT32_TOLERANCE = 1e-4
 DEFAULT_SEQ_LEN = 32
 INDEX_FILE = "model.safetensors.index.json"
 LENS_NAME = "verify"
@@ -140,20 +141,22 @@ def load_native_tensors(directory: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def load_reference_model(native_dir: str | Path) -> ReferenceModel:
+def load_reference_model(native_dir: str | Path, dtype: str = "float64") -> ReferenceModel:
     """The reference model of a native checkpoint directory; raises ``SourceError``."""
+    import torch
+
     from ckptlens.native.reference import ReferenceModel
 
     directory = Path(native_dir)
     config = model_from_native_config(_read_json(directory / CONFIG_FILE))
-    return ReferenceModel.build(config, load_native_tensors(directory))
+    return ReferenceModel.build(config, load_native_tensors(directory), getattr(torch, dtype))
 
 
 # ---------------------------------------------------------------- the HF side
 
 
-def load_hf_model(hf_dir: str | Path) -> Any:
-    """transformers' causal LM in float32 with eager attention (the plainest code path)."""
+def load_hf_model(hf_dir: str | Path, dtype: str = "float64") -> Any:
+    """transformers' causal LM with eager attention and experts (the plainest code path)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -165,7 +168,10 @@ def load_hf_model(hf_dir: str | Path) -> Any:
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(hf_dir), dtype=torch.float32, attn_implementation="eager"
+            str(hf_dir),
+            dtype=getattr(torch, dtype),
+            attn_implementation="eager",
+            experts_implementation="eager",  # grouped_mm has no float64 kernel
         )
     except (OSError, ValueError, KeyError) as problem:
         found = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
@@ -190,7 +196,8 @@ def verify(
     seed: int = 0,
     batch: int = 2,
     seq_len: int = DEFAULT_SEQ_LEN,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | None = None,
+    dtype: str = "float64",
 ) -> VerifyReport:
     """Compare transformers' logits on ``hf_dir`` with the reference logits on ``native_dir``.
 
@@ -199,15 +206,17 @@ def verify(
     """
     import torch
 
-    reference = load_reference_model(native_dir)
-    hf_model = load_hf_model(hf_dir)
+    if tolerance is None:
+        tolerance = DEFAULT_TOLERANCE if dtype == "float64" else FLOAT32_TOLERANCE
+    reference = load_reference_model(native_dir, dtype)
+    hf_model = load_hf_model(hf_dir, dtype)
     vocab_size = reference.config.vocab_size
     hf_vocab_size = hf_model.config.vocab_size
     if hf_vocab_size != vocab_size:
         raise _error("$.vocab_size", f"{vocab_size} (the native vocabulary)", str(hf_vocab_size))
     tokens = random_tokens(vocab_size, batch, seq_len, seed)
     with torch.no_grad():
-        hf_logits = hf_model(input_ids=tokens).logits.to(torch.float32)
+        hf_logits = hf_model(input_ids=tokens).logits.to(getattr(torch, dtype))
     native_logits = reference.forward(tokens)
     head_diffs = (float((native_logits[0] - hf_logits).abs().max()),)
     logit_scale = float(hf_logits.abs().max())
@@ -245,8 +254,15 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--tolerance",
         type=float,
-        default=DEFAULT_TOLERANCE,
-        help="largest difference allowed, as a fraction of the largest |logit| (at least 1)",
+        default=None,
+        help="largest difference allowed, as a fraction of the largest |logit| (at least 1);"
+        f" default {DEFAULT_TOLERANCE:g} in float64, {FLOAT32_TOLERANCE:g} in float32",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["float64", "float32"],
+        default="float64",
+        help="precision of both models (float64: small semantic differences stand out)",
     )
     parser.set_defaults(handler=run_verify)
     return parser
@@ -272,6 +288,7 @@ def run_verify(args: argparse.Namespace) -> int:
             batch=args.batch,
             seq_len=args.seq_len,
             tolerance=args.tolerance,
+            dtype=args.dtype,
         )
     except LensError as error:
         print(f"ckptlens verify: {error}", file=sys.stderr)

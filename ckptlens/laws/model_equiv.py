@@ -78,11 +78,11 @@ def activation_tables(lens: Lens) -> Iterator[Enum]:
     while stack:
         node = stack.pop()
         stack.extend(node.children())
-        if isinstance(node, Field) and isinstance(node.type, Enum):
-            if any(str(view[-1]) == "activation" for view in node.views if view):
-                if node.type not in seen:
-                    seen.append(node.type)
-                    yield node.type
+        is_table = isinstance(node, Field) and isinstance(node.type, Enum)
+        names = [str(view[-1]) for view in node.views if view] if is_table else []
+        if "activation" in names and node.type not in seen:
+            seen.append(node.type)
+            yield node.type
 
 
 def activation_problems(lens: Lens) -> list[str]:

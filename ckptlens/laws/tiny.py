@@ -18,6 +18,7 @@ rope, absent defaults): the model built from it reads what a user's file would s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -250,7 +251,7 @@ def _blocks(view: Any) -> tuple[Any, ...]:
 
 
 def _runs(pattern: tuple[str, ...]) -> int:
-    return 1 + sum(a != b for a, b in zip(pattern, pattern[1:], strict=False))
+    return 1 + sum(a != b for a, b in itertools.pairwise(pattern))
 
 
 def cases(example: TinyExample) -> list[str]:
