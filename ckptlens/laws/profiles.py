@@ -28,6 +28,13 @@ def semantic_examples(profile: str | None = None) -> int:
     return SEMANTIC_EXAMPLES[profile_name(profile)]
 
 
+def law_examples(law: str, profile: str | None = None) -> int:
+    """How many examples ``law`` must have passed on under ``profile``."""
+    if law in ("model_equiv", "weight_round_trip"):
+        return semantic_examples(profile)
+    return PROFILES[profile_name(profile)].max_examples
+
+
 # How long a failing law may spend shrinking its counterexample before it is reported.
 SHRINK_SECONDS: dict[str, float] = {"dev": 2.0, "ci": 5.0, "thorough": 60.0}
 
