@@ -4,19 +4,23 @@
     report = laws.check(my_format)      # a Report: each law, pass/fail, counterexample
     laws.assert_lawful(my_format)       # the assert form for tests
 
-Strategies (``laws.sources``, ``laws.views``) are derived from the lens declarations; the
+Besides the lens laws, ``model_equiv`` and ``metadata_equiv`` check a format against
+transformers' own model and config classes, and ``weight_round_trip`` its weight lens (see
+``laws.model_equiv``). Strategies (``laws.sources``, ``laws.views``) are derived from the lens
+declarations; the
 pytest plugin (``ckptlens.laws.plugin``) turns a format into one test per law in one line.
 """
 
 from ckptlens.laws.checks import assert_lawful, check, examples, run_law, target_of
 from ckptlens.laws.profiles import PROFILES, profile_name
-from ckptlens.laws.properties import LAWS, Example, Target
+from ckptlens.laws.properties import LAWS, SEMANTIC_LAWS, Example, Target
 from ckptlens.laws.report import LawResult, Report
 from ckptlens.laws.strategies import sources, views
 
 __all__ = [
     "LAWS",
     "PROFILES",
+    "SEMANTIC_LAWS",
     "Example",
     "LawResult",
     "Report",
