@@ -18,6 +18,7 @@ rope, absent defaults): the model built from it reads what a user's file would s
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,7 @@ SEQ_LENGTHS = (8, 16)
 THETAS = (10.0, 100.0, 10000.0, 1e6)
 EPSILONS = (1e-6, 1e-5, 1e-3, 0.1)
 FACTORS = (2.0, 4.0, 8.0)
+BANDS = ((1.0, 4.0), (1.0, 2.0), (0.5, 3.0))
 YARN_KNOBS = (
     ("beta_fast", 4.0, 64.0, (32.0, 16.0)),
     ("beta_slow", 0.5, 4.0, (1.0, 2.0)),
@@ -98,6 +100,11 @@ def _shrink_rotary(rotary: dict, sizes: _Sizes) -> None:
     for name, low, high, choices in YARN_KNOBS:
         if rotary.get(name) is not None:
             rotary[name] = float(sizes.keep_or(name, rotary[name], low, high, choices))
+    if "low_frequency_factor" in rotary:
+        band = (rotary["low_frequency_factor"], rotary["high_frequency_factor"])
+        if not 0.5 <= band[0] < band[1] <= 16:  # a band real configs use, inside the context
+            band = sizes.new("band", band, st.sampled_from(BANDS))
+        rotary["low_frequency_factor"], rotary["high_frequency_factor"] = band
     if "original_context_length" in rotary:
         rotary["original_context_length"] = sizes.context(rotary["original_context_length"])
 
@@ -214,6 +221,31 @@ def shrink_view(data: dict, draw: Draw, seq_len: int) -> list[dict]:
     return candidates
 
 
+def _rotaries(data: dict) -> list[dict]:
+    decoder = data["decoder"]
+    blocks = list(decoder["blocks"].values()) if "blocks" in decoder else [decoder["block"]]
+    return [block["mixer"]["rotary"] for block in blocks]
+
+
+def with_yarn_mscales(data: dict, draw: Draw) -> dict | None:
+    """``data`` with YaRN's ``mscale`` and ``mscale_all_dim`` both set (the only case where
+    they change the function: their ratio is the attention factor), or ``None`` when there is
+    nothing to fill. Formats whose YaRN has no such keys refuse it; the plain candidate is next.
+    """
+    unset = ("attention_factor", "mscale", "mscale_all_dim")
+    targets = [r for r in _rotaries(data) if r.get("type") == "yarn"]
+    if not targets or any(r.get(name) is not None for r in targets for name in unset):
+        return None
+    if not draw(st.booleans()):
+        return None
+    mscale, all_dim = draw(st.sampled_from([(1.0, 0.707), (0.707, 1.0), (0.5, 1.0)]))
+    filled = copy.deepcopy(data)
+    for rotary in _rotaries(filled):
+        if rotary.get("type") == "yarn":
+            rotary["mscale"], rotary["mscale_all_dim"] = mscale, all_dim
+    return filled
+
+
 CHOICES = 3
 
 
@@ -225,6 +257,8 @@ def richness(view: Any) -> int:
         any(m.window is not None for m in mixers),
         len(set(getattr(view.decoder, "pattern", ()))) > 1,
         any(type(m.rotary).tag not in ("default", "none") for m in mixers),
+        # the rope types with most keys to misread count twice
+        any(type(m.rotary).tag in ("yarn", "llama3") for m in mixers),
         any(m.heads > m.kv_heads for m in mixers),
         any(m.query_bias or m.key_value_bias or m.dense_bias for m in mixers),
         any(getattr(b.mlp, "experts_per_token", 0) < getattr(b.mlp, "experts", 0) for b in blocks),
@@ -251,7 +285,9 @@ def tiny_examples(
         drawn = draw(st.lists(pairs, min_size=CHOICES, max_size=CHOICES))
         source, view = max(drawn, key=lambda pair: richness(pair[1]))
         seq_len = draw(st.sampled_from(SEQ_LENGTHS))
-        for candidate in shrink_view(unstructure(view), draw, seq_len):
+        plain = shrink_view(unstructure(view), draw, seq_len)
+        enriched = [with_yarn_mscales(candidate, draw) for candidate in plain]
+        for candidate in [c for c in enriched if c is not None] + plain:
             try:
                 tiny = structure(candidate, type(view))
             except Exception:  # a validator refused this combination: try the next
