@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ckptlens.formats.base import declare
 from ckptlens.formats.hf import auto_map, generic_keys, metadata
-from ckptlens.formats.llama import METADATA_DEFAULTS, MIXER, llama_tree
+from ckptlens.formats.llama import LLAMA_WEIGHTS, METADATA_DEFAULTS, MIXER, llama_tree
 from ckptlens.formats.rope import rope, yarn_keys
 from ckptlens.lenses import pinned
 
@@ -43,6 +43,7 @@ FORMAT = declare(
     "diffusion_llama",
     tree,
     ("DiffusionLlamaModel",),
+    weights=LLAMA_WEIGHTS,
     remote_code=True,
     notes=("bidirectional attention, as its modeling code runs by default",),
 )

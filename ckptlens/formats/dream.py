@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from ckptlens.formats.base import declare
 from ckptlens.formats.hf import auto_map, generic_keys, metadata
-from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, llama_tree, no_mlp_biases
+from ckptlens.formats.llama import (
+    BLOCK,
+    LLAMA_WEIGHTS,
+    METADATA_DEFAULTS,
+    MIXER,
+    llama_tree,
+    no_mlp_biases,
+)
 from ckptlens.formats.qwen2 import QWEN2_DEFAULTS, head_size, qkv_biases
 from ckptlens.formats.rope import rope
 from ckptlens.lenses import constant, passthrough, pinned
@@ -52,6 +59,7 @@ FORMAT = declare(
     "dream",
     tree,
     ("DreamModel",),
+    weights=LLAMA_WEIGHTS,
     remote_code=True,
     notes=("bidirectional attention; a sliding window is refused",),
 )

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from ckptlens.formats import hf_weights as hf
 from ckptlens.formats.base import declare
 from ckptlens.formats.hf import ACTIVATION, EPSILON, POSITIVE, generic_keys, identity, metadata
 from ckptlens.formats.rope import rope
@@ -145,6 +146,7 @@ def block_lines(
         "causal": pinned(f"{mixer}.causal", True, "causal language model"),
         "window": pinned(f"{mixer}.window", None, "no sliding window"),
         "softmax_scale": pinned(f"{mixer}.softmax_scale", None, "scale is head_dim ** -0.5"),
+        "query_key_norm": pinned(f"{mixer}.query_key_norm", None, "no per-head q/k norm"),
         "rope": rope(f"{mixer}.rotary"),
         "mlp": tag(f"{block}.mlp", "mlp"),
         "intermediate_size": field(
@@ -216,10 +218,13 @@ def flat(*lines: Line) -> list[Lens]:
 
 
 tree = llama_tree("llama", ["LlamaForCausalLM"])
+# The tensor names every Llama-derived format shares (formats reuse it like the config lines).
+LLAMA_WEIGHTS = hf.decoder("model.layers.{i}", mixer=hf.attention("self_attn"), mlp=hf.mlp("mlp"))
 FORMAT = declare(
     "llama",
     tree,
     ("LlamaForCausalLM",),
+    weights=LLAMA_WEIGHTS,
     peer="LlamaConfig",
     peer_model="LlamaForCausalLM",
 )

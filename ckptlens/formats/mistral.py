@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from ckptlens.formats.base import declare
 from ckptlens.formats.hf import POSITIVE, generic_keys, metadata
-from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, Line, llama_tree, no_mlp_biases
+from ckptlens.formats.llama import (
+    BLOCK,
+    LLAMA_WEIGHTS,
+    METADATA_DEFAULTS,
+    MIXER,
+    Line,
+    llama_tree,
+    no_mlp_biases,
+)
 from ckptlens.lenses import Nullable, field, pinned
 
 MISTRAL_METADATA = {**METADATA_DEFAULTS, "context_length": 131072}
@@ -42,6 +50,7 @@ FORMAT = declare(
     "mistral",
     tree,
     ("MistralForCausalLM",),
+    weights=LLAMA_WEIGHTS,
     peer="MistralConfig",
     peer_model="MistralForCausalLM",
 )

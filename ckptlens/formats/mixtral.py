@@ -7,6 +7,7 @@ are metadata: they change the loss, not the function.
 
 from __future__ import annotations
 
+from ckptlens.formats import hf_weights as hf
 from ckptlens.formats.base import declare
 from ckptlens.formats.hf import ACTIVATION, POSITIVE, generic_keys, metadata
 from ckptlens.formats.llama import BLOCK, MIXER, Line, llama_tree
@@ -57,10 +58,17 @@ tree = llama_tree(
     extra=generic_keys(),
     rope_interleaved=[],
 )
+# Experts under block_sparse_moe (one w1/w2/w3 per expert) or fused under mlp.experts.
+WEIGHTS = hf.decoder(
+    "model.layers.{i}",
+    mixer=hf.attention("self_attn"),
+    mlp=hf.moe(per_expert="block_sparse_moe", fused="mlp"),
+)
 FORMAT = declare(
     "mixtral",
     tree,
     ("MixtralForCausalLM",),
+    weights=WEIGHTS,
     peer="MixtralConfig",
     peer_model="MixtralForCausalLM",
 )

@@ -7,6 +7,7 @@ block's configuration. So ``num_hidden_layers`` is the native ``num_blocks`` unc
 
 from __future__ import annotations
 
+from ckptlens.formats import hf_weights as hf
 from ckptlens.formats.base import declare
 from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys
 from ckptlens.formats.llama import MIXER, llama_tree
@@ -29,10 +30,22 @@ tree = llama_tree(
     extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],
     rope_interleaved=[],
 )
+# Head 0's norm is mtp_norms.0; head k >= 1 is mtp_heads.{k-1} then mtp_norms.{k}.
+WEIGHTS = hf.decoder(
+    "model.layers.{i}",
+    mixer=hf.attention("self_attn"),
+    mlp=hf.mlp("mlp"),
+    head=hf.head(
+        "model.mtp_norms.0",
+        prediction_block="model.mtp_heads.{j}",
+        prediction_norm="model.mtp_norms.{k}",
+    ),
+)
 FORMAT = declare(
     "mtp_llama",
     tree,
     ("MTPLlamaForCausalLM",),
+    weights=WEIGHTS,
     remote_code=True,
     notes=("num_hidden_layers includes the block of prediction head 0",),
 )

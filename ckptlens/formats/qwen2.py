@@ -15,6 +15,7 @@ from ckptlens.formats.hf import EPSILON, generic_keys, metadata
 from ckptlens.formats.llama import (
     BLOCK_LINES,
     FINAL_NORM,
+    LLAMA_WEIGHTS,
     METADATA_DEFAULTS,
     Line,
     block_lines,
@@ -151,6 +152,7 @@ FORMAT = declare(
     "qwen2",
     tree,
     ("Qwen2ForCausalLM",),
+    weights=LLAMA_WEIGHTS,
     peer="Qwen2Config",
     peer_model="Qwen2ForCausalLM",
 )

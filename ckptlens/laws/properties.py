@@ -20,7 +20,7 @@ from ckptlens.laws.report import LawBroken
 from ckptlens.laws.strategies import tree_of
 from ckptlens.lenses.core import Lens
 from ckptlens.lenses.errors import LensError
-from ckptlens.lenses.paths import equal_values, same
+from ckptlens.lenses.paths import TAG_KEY, equal_values, same
 
 UNKNOWN_KEYS = ("zz_unknown", "num_layers", "rope_thetas")
 
@@ -249,7 +249,7 @@ def _bend_a_leaf(tree: dict, rng: random.Random) -> bool:
 def _leaves(tree: Any, at: tuple) -> Any:
     if isinstance(tree, dict):
         for key, value in tree.items():
-            if key != "type":
+            if key != TAG_KEY:
                 yield from _leaves(value, (*at, key))
     else:
         yield at, tree

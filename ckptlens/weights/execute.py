@@ -18,21 +18,20 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ckptlens.dtypes import BY_CODE, DTYPE_SIZES, RAW_TYPES
 from ckptlens.lenses.errors import SourceError, Violation
 from ckptlens.weights.ops import ShapeError
 from ckptlens.weights.plan import WRITE_QUEUE_DEPTH, Group, Plan
-from ckptlens.weights.safetensors_header import DTYPE_SIZES, TensorInfo
+from ckptlens.weights.safetensors_header import TensorInfo
 from ckptlens.weights.writer import OutputFiles
 
 if TYPE_CHECKING:
     import numpy as np
 
 Progress = Callable[[int], None]
-TORCH_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
 SITE = "execute"
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 1024 * 1024
-RAW_TYPES = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 
 
 def read_tensor(info: TensorInfo, descriptors: dict[str, int]) -> np.ndarray:
@@ -59,8 +58,8 @@ def cast(array: np.ndarray, source: str, target: str) -> np.ndarray:
     import torch
 
     raw = torch.from_numpy(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
-    floats = raw.view(getattr(torch, TORCH_DTYPES[source]))
-    converted = floats.to(getattr(torch, TORCH_DTYPES[target])).view(torch.uint8).numpy()
+    floats = raw.view(getattr(torch, BY_CODE[source].name))
+    converted = floats.to(getattr(torch, BY_CODE[target].name)).view(torch.uint8).numpy()
     return converted.view(RAW_TYPES[DTYPE_SIZES[target]]).reshape(array.shape)
 
 
