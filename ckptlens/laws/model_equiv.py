@@ -90,7 +90,7 @@ def activation_problems(lens: Lens) -> list[str]:
     import torch
     from transformers.activations import ACT2FN
 
-    from ckptlens.native.reference import ACTIVATION_FUNCTIONS
+    from ckptlens.native.reference.mlp import ACTIVATION_FUNCTIONS
 
     probe = torch.linspace(-8, 8, ACTIVATION_PROBES, dtype=torch.float64)
     problems = []
