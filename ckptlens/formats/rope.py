@@ -12,16 +12,19 @@ from typing import Any
 
 from ckptlens.formats.hf import EPSILON, POSITIVE
 from ckptlens.lenses import (
+    ABSENT,
+    Bad,
     Bool,
-    Derive,
     Float,
     Lens,
     Nullable,
     Problem,
+    ViewRule,
     at,
     constant,
     custom,
     derived,
+    equal_values,
     field,
     pinned,
     record,
@@ -29,8 +32,6 @@ from ckptlens.lenses import (
     under,
     union,
 )
-from ckptlens.lenses.paths import ABSENT, equal_values
-from ckptlens.lenses.values import Bad
 
 DEFAULT_THETA = 10000.0
 TYPE_KEYS = ("rope_type", "type")
@@ -41,7 +42,9 @@ def _context_length(view: Any) -> Any:
     return view("metadata.context_length")
 
 
-ORIGINAL_CONTEXT = Derive(_context_length, ("metadata.context_length",), "max_position_embeddings")
+ORIGINAL_CONTEXT = ViewRule(
+    _context_length, ("metadata.context_length",), "max_position_embeddings"
+)
 
 
 def _factor() -> Lens:
@@ -254,8 +257,10 @@ def flat_theta_lens(default: float = DEFAULT_THETA) -> Lens:
     def read(src: Mapping[str, Any]) -> dict[str, Any]:
         flat = value_type.read(src.get("rope_theta", default))
         nested = value_type.read(_nested_theta(src, default))
-        if isinstance(flat, Bad) or isinstance(nested, Bad):
-            return {}  # reported by the fields that own the values
+        if isinstance(flat, Bad):  # this lens alone owns the flat key: a bad value is its to say
+            raise Problem("rope_theta", flat.expected, src.get("rope_theta"))
+        if isinstance(nested, Bad):
+            return {}  # reported by the field that owns rope_parameters.rope_theta
         if flat != nested:
             raise Problem(
                 "rope_theta",

@@ -27,7 +27,7 @@ from ckptlens.laws.properties import (
 )
 from ckptlens.laws.report import LawBroken, LawResult, Report
 from ckptlens.laws.strategies import sources_and_views
-from ckptlens.lenses.core import Lens
+from ckptlens.lenses import Lens
 
 __all__ = ["LAWS", "Target", "assert_lawful", "check", "examples", "run_law", "target_of"]
 
@@ -200,6 +200,11 @@ def _check_shared(target: Target, laws: Sequence[str], profile: str | None) -> d
             counts[law] += more[law]
     results = {}
     for law in laws:
+        if law not in failures and counts[law] == 0:
+            # a law checked on nothing has not passed: say so rather than report it green
+            why = "checked on no example: every example drawn was skipped (assumptions unmet)"
+            results.append(LawResult(law, False, 0, seconds, why))
+            continue
         if law not in failures:
             results[law] = LawResult(law, True, counts[law], seconds)
             continue

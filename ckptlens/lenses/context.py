@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import define, frozen
 
-from ckptlens.lenses.errors import USER_ERRORS, Violation
+from ckptlens.lenses.errors import USER_ERRORS, Violation, quote
 from ckptlens.lenses.paths import ABSENT, INVALID, Path, as_path, jsonpath, lookup
 
 if TYPE_CHECKING:
@@ -64,12 +64,13 @@ class ViewReader:
     def __call__(self, path: str | Path) -> Any:
         value = lookup(self._view, as_path(path))
         if value is ABSENT or value is INVALID or isinstance(value, Deferred):
-            raise _NotReady(path)
+            raise NotReady(path)
         return value
 
 
-class _NotReady(Exception):
-    pass
+class NotReady(Exception):
+    """A ``ViewReader`` was asked for a view field that is missing, invalid or still being
+    derived: the rule reading it waits (on get) or defers to where that field is reported."""
 
 
 @define
@@ -81,7 +82,7 @@ class ReadContext:
     checks: list[Callable[[Any], None]] = attrs.Factory(list)
 
     def fail(self, lens: Lens, path: Path, expected: str, found: Any) -> Any:
-        found_text = found if isinstance(found, str) and found.startswith("<") else repr(found)
+        found_text = found if isinstance(found, str) and found.startswith("<") else quote(found)
         if found is ABSENT:
             found_text = "nothing (key absent)"
         self.violations.append(
@@ -102,7 +103,9 @@ class WriteContext:
     violations: list[Violation] = attrs.Factory(list)
 
     def fail(self, lens: Lens, vpath: Path, expected: str, found: Any) -> None:
-        found_text = "nothing (field absent)" if found is ABSENT else repr(found)
+        found_text = found if isinstance(found, str) and found.startswith("<") else quote(found)
+        if found is ABSENT:
+            found_text = "nothing (field absent)"
         self.violations.append(
             Violation(jsonpath(vpath), expected, found_text, lens.name, lens.site)
         )
@@ -117,7 +120,7 @@ def resolve_deferred(view: Any, ctx: ReadContext) -> Any:
         for path, item in list(pending):
             try:
                 value = item.compute(ViewReader(view))
-            except _NotReady:
+            except NotReady:
                 continue
             except USER_ERRORS as error:
                 value = ctx.fail(item.lens, item.path, "a derivable default", f"<{error}>")

@@ -14,7 +14,7 @@ from attrs import frozen
 
 from ckptlens.lenses.context import ReadContext, WriteContext
 from ckptlens.lenses.core import Lens, Row
-from ckptlens.lenses.errors import USER_ERRORS, definition_site
+from ckptlens.lenses.errors import USER_ERRORS, definition_site, quote
 from ckptlens.lenses.footprints import Claim, Footprint
 from ckptlens.lenses.paths import ABSENT, Path, as_path, dotted
 
@@ -23,7 +23,7 @@ class Problem(ValueError):
     """Raised by a custom ``read`` to report a source problem at ``key`` (expected vs found)."""
 
     def __init__(self, key: str, expected: str, found: Any) -> None:
-        super().__init__(f"{key}: expected {expected}, found {found!r}")
+        super().__init__(f"{key}: expected {expected}, found {quote(found)}")
         self.key, self.expected, self.found = key, expected, found
 
 
@@ -94,8 +94,10 @@ class Custom(Lens):
         for key in self.keys:
             yield Row(views, dotted((*sprefix, key)), f"custom {self.label}")
 
-    def example_strategy(self) -> Any:
-        """The Hypothesis strategy of source fragments for the laws harness."""
+    def _examples(self, vat: Path) -> Any:
+        """The Hypothesis strategy of source fragments its definition gives."""
+        if self.examples is None:
+            raise TypeError(f"{self!r} is custom: give it examples=<strategy of source dicts>")
         return self.examples() if callable(self.examples) else self.examples
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from attrs import frozen
 
-from ckptlens.lenses.combinators import Compose
 from ckptlens.lenses.core import Lens, Row
-from ckptlens.lenses.paths import ABSENT, ANY_KEY, Member, as_path, lookup
+from ckptlens.lenses.errors import quote
+from ckptlens.lenses.paths import ABSENT, ANY_KEY, as_path, lookup
 
 COLUMNS = ("view", "source", "primitive", "default", "domain")
 
@@ -34,6 +33,25 @@ class Table:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+    def render(self, width: int = 80) -> str:
+        """The aligned table when it fits in ``width`` columns; otherwise one block per row
+        (the first cell, then the others indented, each clipped to the width), which a
+        narrow terminal shows without wrapping lines into each other."""
+        aligned = str(self)
+        if max(map(len, aligned.splitlines()), default=0) <= width:
+            return aligned
+        blocks = []
+        for row in self.rows:
+            # a row without a first cell (a constant has no view field) is headed by the next
+            first = next((i for i, cell in enumerate(row) if cell), 0)
+            head = row[first] if first == 0 else f"({self.columns[first]}) {row[first]}"
+            lines = [_clip(head, width)]
+            for name, cell in zip(self.columns[first + 1 :], row[first + 1 :], strict=True):
+                if cell:
+                    lines.append(_clip(f"    {name}: {cell}", width))
+            blocks.append("\n".join(lines))
+        return "\n".join(blocks)
 
     def column(self, name: str) -> list[str]:
         index = self.columns.index(name)
@@ -65,9 +83,10 @@ def describe(lens: Lens) -> Table:
 
 def explain(lens: Lens, source: Any) -> Table:
     """Each row the source actually uses, with the value it read and the view value."""
-    tree, view = _tree_and_view(lens, source)
+    tree = lens.tree
+    view = tree.get(source)
     rows = []
-    for row in _live_rows(tree, source, (), ()):
+    for row in tree._live_rows(source, (), ()):
         view_value = _view_value(view, row.view) if row.view else ABSENT
         source_value = lookup(source, as_path(row.source)) if row.source else ABSENT
         shown_source = _show(source_value) if row.source else ""
@@ -75,37 +94,6 @@ def explain(lens: Lens, source: Any) -> Table:
             shown_source = "(absent: default)"
         rows.append((compact(row.view), _show(view_value), row.source, shown_source, row.primitive))
     return Table(("view", "value", "source", "source value", "lens"), tuple(rows))
-
-
-def _live_rows(lens: Lens, src: Any, vprefix: tuple, sprefix: tuple) -> Iterator[Row]:
-    """``describe`` rows, following only the union branches and spellings ``src`` uses."""
-    from ckptlens.lenses.combinators import At, Record
-    from ckptlens.lenses.structure import Spelling, Under, Union
-
-    if isinstance(lens, Record):
-        for part in lens.parts:
-            yield from _live_rows(part, src, vprefix, sprefix)
-    elif isinstance(lens, At):
-        yield from _live_rows(lens.inner, src, vprefix + lens.prefix, sprefix)
-    elif isinstance(lens, Under):
-        sub = src.get(lens.key) if isinstance(src, dict) else None
-        yield from _live_rows(lens.inner, sub or {}, vprefix, (*sprefix, lens.key))
-    elif isinstance(lens, Spelling):
-        name = lens.detect(src)
-        chosen = lens.spellings.get(name) if isinstance(name, str) else None
-        yield from _live_rows(chosen or next(iter(lens.spellings.values())), src, vprefix, sprefix)
-    elif isinstance(lens, Union):
-        tag = lens._choose(src)
-        if isinstance(tag, str) and tag in lens.branches:
-            yield from _live_rows(lens.branches[tag], src, (*vprefix, Member(tag)), sprefix)
-    else:
-        yield from lens._rows(vprefix, sprefix)
-
-
-def _tree_and_view(lens: Lens, source: Any) -> tuple[Lens, Any]:
-    if isinstance(lens, Compose) and getattr(lens.second, "iso", False):
-        return lens.first, lens.first.get(source)
-    return lens, lens.get(source)
 
 
 def _view_value(view: Any, dotted: str) -> Any:
@@ -122,4 +110,4 @@ def _view_value(view: Any, dotted: str) -> Any:
 
 
 def _show(value: Any) -> str:
-    return "" if value is ABSENT else repr(value)
+    return "" if value is ABSENT else quote(value)

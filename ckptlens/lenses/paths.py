@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, Final
 
 from attrs import frozen
 
 
-class _Sentinel:
+class Sentinel:
+    """A marker value that never occurs in JSON data; falsy, compared by identity, and
+    pickled by name (so a sentinel survives a trip to a worker process)."""
+
     __slots__ = ("_name",)
 
     def __init__(self, name: str) -> None:
@@ -30,10 +33,10 @@ class _Sentinel:
         return False
 
 
-ABSENT: Any = _Sentinel("ABSENT")
+ABSENT: Final[Sentinel] = Sentinel("ABSENT")
 """A key that is not in the source (distinct from a key whose value is ``null``)."""
 
-INVALID: Any = _Sentinel("INVALID")
+INVALID: Final[Sentinel] = Sentinel("INVALID")
 """A value that failed to read; its violation is already recorded."""
 
 
@@ -141,6 +144,24 @@ def deep_merge(into: dict, other: dict) -> dict:
         else:
             into[key] = value
     return into
+
+
+# Real configs nest a few levels; recursion over a value nested thousands deep (valid JSON)
+# would raise ``RecursionError`` somewhere far from the input. Deeper sources are refused.
+MAX_DEPTH = 100
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests dicts and lists more than ``limit`` deep (checked iteratively)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def json_copy(value: Any) -> Any:

@@ -28,7 +28,14 @@ from ckptlens.formats.hf_weights.pieces import (
 from ckptlens.lenses.errors import ViewError, Violation
 from ckptlens.native import names
 from ckptlens.native.config import Block, Model, MoE
-from ckptlens.native.nodes.decoders import FEED_FORWARD, MIXER, NORM_1, NORM_2
+from ckptlens.native.nodes.decoders import (
+    FEED_FORWARD,
+    MIXER,
+    NORM_1,
+    NORM_2,
+    POST_NORM_1,
+    POST_NORM_2,
+)
 
 if TYPE_CHECKING:
     from ckptlens.weights.lens import TensorMapping, WeightLens
@@ -40,24 +47,46 @@ GATED_MLP = gated_mlp()
 
 @frozen
 class BlockWeights:
-    """One block: its two norms and the pieces its mixer and feed-forward slots accept."""
+    """One block: its norms and the pieces its mixer and feed-forward slots accept.
+
+    ``norm_1``/``norm_2`` name the norms on the sublayer inputs, ``post_norm_1``/``post_norm_2``
+    those on the sublayer outputs (``None``: the format has no such norm)."""
 
     mixers: tuple[Piece, ...]
     feed_forwards: tuple[Piece, ...]
-    norm_1: NormWeights = INPUT_NORM
-    norm_2: NormWeights = POST_ATTENTION_NORM
+    norm_1: NormWeights | None = INPUT_NORM
+    norm_2: NormWeights | None = POST_ATTENTION_NORM
+    post_norm_1: NormWeights | None = None
+    post_norm_2: NormWeights | None = None
 
     def mappings(
         self, hf: str, native: str, block: Block, options: Options
     ) -> Iterator[TensorMapping]:
-        normalization = block.normalization
-        yield from self.norm_1.mappings(hf, f"{native}.{NORM_1}", normalization, options)
+        yield from self._norms(hf, native, block, options, (NORM_1, POST_NORM_1))
         yield from slot_mappings(self.mixers, hf, f"{native}.{MIXER}", block.mixer, options)
-        yield from self.norm_2.mappings(hf, f"{native}.{NORM_2}", normalization, options)
+        yield from self._norms(hf, native, block, options, (NORM_2, POST_NORM_2))
         mlp = f"{native}.{FEED_FORWARD}"
         yield from slot_mappings(self.feed_forwards, hf, mlp, block.mlp, options)
 
+    def _norms(
+        self, hf: str, native: str, block: Block, options: Options, names: tuple[str, str]
+    ) -> Iterator[TensorMapping]:
+        present = block.norms(1) + block.norms(2)
+        for name in names:
+            piece = self._norm_piece(name)
+            if name in present and piece is not None:
+                yield from piece.mappings(hf, f"{native}.{name}", block.normalization, options)
+
+    def _norm_piece(self, name: str) -> NormWeights | None:
+        pieces = {NORM_1: self.norm_1, NORM_2: self.norm_2}
+        return {**pieces, POST_NORM_1: self.post_norm_1, POST_NORM_2: self.post_norm_2}[name]
+
     def problems(self, path: str, block: Block, options: Options) -> Iterator[Violation]:
+        for sublayer in (1, 2):
+            for name in block.norms(sublayer):
+                if self._norm_piece(name) is None:
+                    flag = "pre_norms" if name in (NORM_1, NORM_2) else "post_norms"
+                    yield Violation(f"{path}.{flag}", f"no {name} in this format", "True", SITE)
         yield from slot_problems(self.mixers, f"{path}.mixer", block.mixer, options)
         yield from slot_problems(self.feed_forwards, f"{path}.mlp", block.mlp, options)
 
@@ -173,11 +202,13 @@ def decoder(
     mixer: Piece | Sequence[Piece],
     mlp: Piece | Sequence[Piece] = GATED_MLP,
     head: HeadWeights = STANDARD_HEAD,
-    norm_1: NormWeights = INPUT_NORM,
-    norm_2: NormWeights = POST_ATTENTION_NORM,
+    norm_1: NormWeights | None = INPUT_NORM,
+    norm_2: NormWeights | None = POST_ATTENTION_NORM,
+    post_norm_1: NormWeights | None = None,
+    post_norm_2: NormWeights | None = None,
     embeddings: str = "model.embed_tokens.weight",
 ) -> DecoderWeights:
     """A decoder's HF names: block i under ``layers.format(i=i)``; ``mixer`` and ``mlp`` are
     the piece (or pieces, one per node type the slot may hold) naming each block's nodes."""
-    block = BlockWeights(pieces(mixer), pieces(mlp), norm_1, norm_2)
+    block = BlockWeights(pieces(mixer), pieces(mlp), norm_1, norm_2, post_norm_1, post_norm_2)
     return DecoderWeights(layers, block, head, embeddings)

@@ -10,7 +10,15 @@ from torch.nn import functional
 
 from ckptlens.lenses.errors import SourceError, Violation
 from ckptlens.native import names
-from ckptlens.native.nodes.decoders import FEED_FORWARD, MIXER, NORM_1, NORM_2, Block
+from ckptlens.native.nodes.decoders import (
+    FEED_FORWARD,
+    MIXER,
+    NORM_1,
+    NORM_2,
+    POST_NORM_1,
+    POST_NORM_2,
+    Block,
+)
 from ckptlens.native.nodes.model import Model
 from ckptlens.native.reference.dispatch import LENS_NAME, Tensors, forward
 from ckptlens.native.reference.norms import normalize
@@ -18,11 +26,19 @@ from ckptlens.native.reference.norms import normalize
 
 @forward.register(Block)
 def block_forward(block: Block, x: torch.Tensor, tensors: Tensors, prefix: str) -> torch.Tensor:
-    """Pre-norm residual block: ``x + mixer(norm_1(x))``, then ``x + mlp(norm_2(x))``."""
-    mixer_input = normalize(x, block.normalization, tensors, f"{prefix}.{NORM_1}")
-    x = x + forward(block.mixer, mixer_input, tensors, f"{prefix}.{MIXER}")
-    mlp_input = normalize(x, block.normalization, tensors, f"{prefix}.{NORM_2}")
-    return x + forward(block.mlp, mlp_input, tensors, f"{prefix}.{FEED_FORWARD}")
+    """``x + post_1(mixer(norm_1(x)))``, then ``x + post_2(mlp(norm_2(x)))``, each norm present
+    only when the block has that placement."""
+    sublayers = (
+        (block.mixer, MIXER, NORM_1, POST_NORM_1),
+        (block.mlp, FEED_FORWARD, NORM_2, POST_NORM_2),
+    )
+    for node, name, pre, post in sublayers:
+        h = normalize(x, block.normalization, tensors, f"{prefix}.{pre}") if block.pre_norms else x
+        h = forward(node, h, tensors, f"{prefix}.{name}")
+        if block.post_norms:
+            h = normalize(h, block.normalization, tensors, f"{prefix}.{post}")
+        x = x + h
+    return x
 
 
 def _shape(shape: tuple[int, ...] | torch.Size) -> str:
