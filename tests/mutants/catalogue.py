@@ -227,7 +227,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "head_dim default from kv heads",
         DEFAULT,
         "llama",
-        "formats/llama.py",
+        "formats/blocks.py",
         'lambda view: view("hidden_size") // view(heads),',
         'lambda view: view("hidden_size") // view(heads.replace("heads", "kv_heads")),',
     ),

@@ -55,9 +55,10 @@ def run(mutant: Mutant, profile: str, laws: list[str]) -> tuple[str, str, float]
             env = {**os.environ, "PYTHONPATH": root}
             done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
             failed += re.findall(r"^FAIL\s+(\w+)", done.stdout, flags=re.MULTILINE)
-            if done.returncode == 1:
+            laws_failed = re.findall(r"^FAIL\s+(\w+)", done.stdout, flags=re.MULTILINE)
+            if done.returncode == 1 and laws_failed:
                 verdict = "CAUGHT"
-            elif done.returncode != 0:
+            elif done.returncode != 0:  # a crash (exit 1 without a failed law) is no catch
                 verdict = "error"
                 failed.append(done.stderr.strip().splitlines()[-1][:80] if done.stderr else "?")
         return verdict, ", ".join(failed), time.perf_counter() - started
