@@ -151,7 +151,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "qwen2",
         "formats/decoders.py",
         "return [mirror(place.path(epsilon), FINAL_EPSILON, text) for epsilon in block.epsilons]",
-        "return [pinned(place.path(epsilon), 1e-6, text) for epsilon in block.epsilons]",
+        'pinned = __import__("ckptlens.lenses", fromlist=["pinned"]).pinned\n'
+        "    return [pinned(place.path(epsilon), 1e-6, text) for epsilon in block.epsilons]",
     ),
     one(
         "router without top-k renormalisation",
