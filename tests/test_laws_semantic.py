@@ -52,6 +52,19 @@ def test_remote_code_formats_say_model_equiv_did_not_run(name: str) -> None:
     assert report.ok and report.not_run() == ["model_equiv"]
 
 
+def test_the_plugin_makes_no_item_for_a_law_that_cannot_run() -> None:
+    """No skipped items: a law without runnable model code is absent from the parametrization
+    (the report says why), and asking for it by name is refused."""
+    from ckptlens.laws.plugin import law_tests
+
+    remote = formats.get(REMOTE[0])
+    (mark,) = law_tests(remote).pytestmark
+    assert "model_equiv" not in mark.args[1] and "get_put" in mark.args[1]
+    assert "model_equiv" in law_tests(formats.get("llama")).pytestmark[0].args[1]
+    with pytest.raises(ValueError, match="model_equiv: no runnable model code"):
+        law_tests(remote, laws=["model_equiv"])
+
+
 def test_shard_packing_fills_max_shard_size_exactly_like_transformers() -> None:
     """transformers (huggingface_hub) starts a new shard only when a tensor would exceed the
     limit: tensors that fill it exactly share one shard."""
