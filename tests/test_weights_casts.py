@@ -109,9 +109,9 @@ def test_arrays_longer_than_a_block_are_cast_whole() -> None:
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
 def test_cast_conversion_equals_torch_on_every_tensor(tmp_path, monkeypatch, dtype: str) -> None:
-    """Streamed (renamed, concatenated) and computed (rotary-permuted) groups both land every
-    chunk in its place: tiny chunks force many per tensor, and an odd block size splits
-    chunks unevenly."""
+    """Streamed (renamed, concatenated from two files) and computed (rotary-permuted) groups
+    land every chunk in its place: tiny chunks force many per tensor, and an odd block size
+    splits chunks unevenly."""
     from ckptlens.demo import tiny_llama, write_hf_checkpoint
     from ckptlens.weights import casts, convert
     from ckptlens.weights.execute import read_tensor
@@ -119,10 +119,11 @@ def test_cast_conversion_equals_torch_on_every_tensor(tmp_path, monkeypatch, dty
 
     monkeypatch.setattr(casts, "CHUNK_BYTES", 1000)
     monkeypatch.setattr(casts, "BLOCK_ELEMENTS", 77)
-    write_hf_checkpoint(str(tmp_path / "hf"), tiny_llama(), 40_000)
+    write_hf_checkpoint(str(tmp_path / "hf"), tiny_llama(), 1)  # a file per tensor
     convert(tmp_path / "hf", tmp_path / "same", to="native", progress=False)
     plan = convert(tmp_path / "hf", tmp_path / "cast", to="native", dtype=dtype, progress=False)
     assert {g.moves is None for g in plan.groups} == {True, False}  # computed and streamed
+    assert any(len(segments) > 1 for g in plan.groups for _, segments in g.moves or ())
     assert "streamed cast" in plan.describe()
     same = read_checkpoint(str(tmp_path / "same")).tensors
     cast = read_checkpoint(str(tmp_path / "cast")).tensors
