@@ -38,8 +38,9 @@ CHUNK_BYTES = 4 * 1024 * 1024
 WORKERS = 2
 """Cast threads (numpy and file IO release the GIL, so both cores work)."""
 RAW = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
-SCRATCH_BYTES = BLOCK_ELEMENTS * 8
-"""One block of the widest intermediate (F32 for the 16-bit casts, F64 for F64 sources)."""
+SCRATCH_BYTES = BLOCK_ELEMENTS * 16
+"""Four blocks of 32-bit words: two temporaries of a fast kernel, one of F32 for the casts that
+go through F32 (see ``_through_f32``), one spare."""
 
 Kernel = Callable[["np.ndarray", "np.ndarray", "np.ndarray"], None]
 """``kernel(source_raw, target_raw, scratch)``: cast one block into ``target_raw``."""
@@ -109,6 +110,76 @@ def _quiet_nans(target: np.ndarray, exponent: int, quiet: int) -> None:
         target[nan] |= quiet
 
 
+def _bf16_to_f16(source: np.ndarray, target: np.ndarray, scratch: np.ndarray) -> None:
+    """Exact by integer rebiasing where the exponent is in F16's normal range (BF16's 7
+    mantissa bits fit in F16's 10); zeros, F16 subnormals, overflow, infinity and NaN go
+    through F32."""
+    import numpy as np
+
+    np.bitwise_and(source, 0x7FFF, out=target)
+    target -= 0x3880  # BF16 2**-14: below it wraps around, so one comparison finds both ends
+    odd = target >= 0x0F00  # BF16 2**16
+    target += 0x80
+    target <<= 3
+    sign = scratch.view(np.uint16)[: source.size]
+    np.bitwise_and(source, 0x8000, out=sign)
+    target |= sign
+    _patch(odd, source, target, scratch, _BF16_TO_F16_SLOW)
+
+
+def _f16_to_f32_fast(source: np.ndarray, target: np.ndarray, scratch: np.ndarray) -> None:
+    """Exact by rebiasing for normal F16; zeros, subnormals, infinity and NaN go to numpy."""
+    import numpy as np
+
+    np.bitwise_and(source, 0x7FFF, out=target, casting="same_kind")
+    target -= 0x0400  # F16 2**-14: subnormals and zeros wrap around
+    odd = target >= 0x7800  # exponent all ones
+    target += 0x0400 + (112 << 10)  # F32 bias 127 - F16 bias 15 = 112
+    target <<= 13
+    sign = scratch.view(np.uint32)[: source.size]
+    np.bitwise_and(source, 0x8000, out=sign, casting="same_kind")
+    sign <<= 16
+    target |= sign
+    _patch(odd, source, target, scratch, _f16_to_f32)
+
+
+def _f32_to_f16_fast(source: np.ndarray, target: np.ndarray, scratch: np.ndarray) -> None:
+    """Round to nearest even by integer arithmetic where the result is a normal F16 (a carry
+    out of the largest binade gives infinity, as IEEE rounding does); values that become F16
+    subnormals or zero, infinity and NaN go to numpy."""
+    import numpy as np
+
+    words = scratch.view(np.uint32)
+    bits, lsb = words[: source.size], words[source.size : 2 * source.size]
+    np.bitwise_and(source, 0x7FFFFFFF, out=bits)
+    bits -= 0x38800000  # F32 2**-14: below it wraps around
+    odd = bits >= 0x0F000000  # F32 2**16
+    bits += 0x00800000  # now rebiased: F16 exponent and mantissa with 13 bits to drop
+    np.right_shift(bits, 13, out=lsb)
+    lsb &= 1
+    bits += lsb
+    bits += 0x0FFF
+    np.right_shift(source, 3, out=lsb)  # the sign, to land on bit 15 after the shift below
+    lsb &= 1 << 28
+    bits |= lsb
+    bits >>= 13
+    np.copyto(target, bits, casting="unsafe")
+    _patch(odd, source, target, scratch, _f32_to_f16)
+
+
+def _patch(
+    odd: np.ndarray, source: np.ndarray, target: np.ndarray, scratch: np.ndarray, slow: Kernel
+) -> None:
+    """Redo the elements a fast kernel does not cover with the general one."""
+    if odd.any():
+        import numpy as np
+
+        where = np.flatnonzero(odd)
+        fixed = np.empty(where.size, dtype=target.dtype)
+        slow(source[where], fixed, scratch)
+        target[where] = fixed
+
+
 def _through_f32(first: Kernel, second: Kernel) -> Kernel:
     """Two casts via an F32 block held in the scratch buffer. Torch goes through F32 for every
     pair below (it converts F64 to F32 before rounding to a 16-bit type), so both round the
@@ -117,22 +188,25 @@ def _through_f32(first: Kernel, second: Kernel) -> Kernel:
     def kernel(source: np.ndarray, target: np.ndarray, scratch: np.ndarray) -> None:
         import numpy as np
 
-        middle = scratch.view(np.uint32)[source.size : 2 * source.size]
+        words = scratch.view(np.uint32)
+        middle = words[words.size - source.size :]  # kernels' own temporaries are at the front
         first(source, middle, scratch)
         second(middle, target, scratch)
 
     return kernel
 
 
+_BF16_TO_F16_SLOW = _through_f32(_bf16_to_f32, _f32_to_f16)
 KERNELS: dict[tuple[str, str], Kernel] = {
     ("BF16", "F32"): _bf16_to_f32,
     ("F32", "BF16"): _f32_to_bf16,
-    ("F16", "F32"): _f16_to_f32,
-    ("F32", "F16"): _f32_to_f16,
+    ("F16", "F32"): _f16_to_f32_fast,
+    ("F32", "F16"): _f32_to_f16_fast,
+    ("BF16", "F16"): _bf16_to_f16,
     ("F64", "F32"): _f64_to_f32,
     ("F32", "F64"): _f32_to_f64,
 }
-for _a, _b in [("BF16", "F16"), ("F16", "BF16"), ("BF16", "F64"), ("F16", "F64")]:
+for _a, _b in [("F16", "BF16"), ("BF16", "F64"), ("F16", "F64")]:
     KERNELS[_a, _b] = _through_f32(KERNELS[_a, "F32"], KERNELS["F32", _b])
 for _a in ("BF16", "F16"):
     KERNELS["F64", _a] = _through_f32(KERNELS["F64", "F32"], KERNELS["F32", _a])
