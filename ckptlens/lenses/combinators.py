@@ -18,7 +18,6 @@ from ckptlens.lenses.paths import (
     INVALID,
     Path,
     as_path,
-    deep_merge,
     json_copy,
     lookup,
     nest,
@@ -102,9 +101,7 @@ class Record(Lens):
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         view: dict[str, Any] = {}
         for part in self.parts:
-            fragment = part._read(src, at, ctx)
-            if isinstance(fragment, dict):
-                deep_merge(view, fragment)
+            part._read_into(view, src, at, ctx)
         return view
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:

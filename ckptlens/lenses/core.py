@@ -31,7 +31,7 @@ from ckptlens.lenses.context import (
 )
 from ckptlens.lenses.errors import SourceError, ViewError, Violation, definition_site
 from ckptlens.lenses.footprints import Footprint, coverage_violations
-from ckptlens.lenses.paths import ABSENT, INVALID, Path, json_copy
+from ckptlens.lenses.paths import ABSENT, INVALID, Path, deep_merge, json_copy
 
 if TYPE_CHECKING:
     from ckptlens.lenses.describe import Table
@@ -137,6 +137,13 @@ class Lens:
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         raise NotImplementedError
+
+    def _read_into(self, view: dict, src: Any, at: Path, ctx: ReadContext) -> None:
+        """Merge this lens's view fragment into ``view`` (a record's parts share one view).
+        Leaves override it to write their fields in place instead of building fragments."""
+        fragment = self._read(src, at, ctx)
+        if isinstance(fragment, dict):
+            deep_merge(view, fragment)
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
         raise NotImplementedError
