@@ -134,3 +134,22 @@ def test_cast_conversion_equals_torch_on_every_tensor(tmp_path, monkeypatch, dty
         expected = torch_cast(read_tensor(info, descriptors), info.dtype, target)
         assert cast[name].dtype == target
         assert np.array_equal(read_tensor(cast[name], descriptors), expected), name
+
+
+def test_a_cast_plans_memory_does_not_grow_with_streamed_tensors(tmp_path) -> None:
+    """A bigger vocabulary makes the embedding (a streamed rename) bigger, not the bound."""
+    import attrs
+
+    from ckptlens.demo import tiny_llama, write_hf_checkpoint
+    from ckptlens.weights import casts, convert
+
+    bounds = []
+    for vocab in (256, 4096):
+        model = attrs.evolve(tiny_llama(), vocab_size=vocab)
+        write_hf_checkpoint(str(tmp_path / str(vocab)), model, 10**9)
+        plan = convert(
+            tmp_path / str(vocab), tmp_path / "x", to="native", dtype="fp32", plan_only=True
+        )
+        bounds.append(plan.memory_bound)
+        assert plan.memory_bound >= casts.stream_bound([("BF16", "F32")])
+    assert bounds[0] == bounds[1]
