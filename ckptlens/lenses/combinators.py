@@ -12,7 +12,7 @@ from attrs import frozen
 from ckptlens.lenses.context import ReadContext, WriteContext, resolve_deferred
 from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.errors import definition_site
-from ckptlens.lenses.footprints import Footprint, check_disjoint
+from ckptlens.lenses.footprints import Footprint, cached_footprint, check_disjoint
 from ckptlens.lenses.paths import (
     ABSENT,
     INVALID,
@@ -38,7 +38,7 @@ class Compose(Lens):
     def children(self) -> Sequence[Lens]:
         return (self.first, self.second)
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         # An iso second step (the attrs structuring) relabels the view without changing its
         # paths, so the view footprint is the first step's.
@@ -91,7 +91,7 @@ class Record(Lens):
     def children(self) -> Sequence[Lens]:
         return self.parts
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         total = Footprint()
         for part in self.parts:
@@ -128,7 +128,7 @@ class At(Lens):
     def children(self) -> Sequence[Lens]:
         return (self.inner,)
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         return self.inner.footprint.under(view_prefix=self.prefix)
 
