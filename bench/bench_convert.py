@@ -36,14 +36,14 @@ import numpy  # loaded before the baseline: the bound counts tensor data, not li
 import ckptlens.formats
 from ckptlens.weights.convert import convert
 baseline = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 dtype = sys.argv[4] if len(sys.argv) > 4 else None
 plan = convert(sys.argv[1], sys.argv[2], to=sys.argv[3], dtype=dtype, progress=False)
-elapsed = time.perf_counter() - started
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 status = open("/proc/self/status").read()
 peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
-print(json.dumps({"seconds": elapsed, "bytes": plan.write_bytes, "bound": plan.memory_bound,
-                  "baseline_rss": baseline, "peak_rss": peak}))
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "bytes": plan.write_bytes,
+                  "bound": plan.memory_bound, "baseline_rss": baseline, "peak_rss": peak}))
 """
 
 TRANSFORMERS_CHILD = """
@@ -168,7 +168,11 @@ def report(size: int, rounds: list[dict], wide_size: int) -> None:
         within = all(run["peak_rss"] <= run["baseline_rss"] + run["bound"] for run in runs)
         print(f"ckptlens {name}:")
         written = runs[0]["bytes"]
-        print(f"  convert {seconds:.2f} s, writes {mib(written / seconds)}/s; {ratio:.2f}x cp")
+        cpu = median([run["cpu"] for run in runs])
+        print(
+            f"  convert {seconds:.2f} s ({cpu:.2f} s CPU, all threads), writes"
+            f" {mib(written / seconds)}/s; {ratio:.2f}x cp"
+        )
         than = "" if name in CASTS else f"; {speedup:.1f}x faster than transformers"
         print(f"  whole process {whole:.2f} s{than}")
         verdict = "within" if within else "EXCEEDED"
