@@ -134,7 +134,7 @@ def mib(count: float) -> str:
 
 
 CONVERSIONS = ("HF -> native", "native -> HF")
-CASTS = {"bf16 -> fp16": "copy", "fp32 -> bf16": "copy fp32"}
+CASTS = {"bf16 -> fp16": "copy bf16", "fp32 -> bf16": "copy fp32"}
 """Each cast and the copy baseline its throughput is compared with (that of its source)."""
 
 
@@ -183,23 +183,37 @@ def report(size: int, rounds: list[dict], wide_size: int) -> None:
 
 
 def one_round(workdir: str, src: str, wide: str, with_transformers: bool) -> dict:
-    """cp, HF -> native, native -> HF, the casts, transformers: one measurement each, outputs
-    removed."""
-    names = ("copy", "native", "back", "transformers", "copy-fp32", "fp16", "bf16")
-    outputs = [os.path.join(workdir, n) for n in names]
-    result: dict = {"copy": copy_baseline(src, outputs[0])}
-    result["HF -> native"] = ckptlens_run(src, outputs[1], "native")
-    result["native -> HF"] = ckptlens_run(outputs[1], outputs[2], "llama")
-    result["copy fp32"] = copy_baseline(wide, outputs[4])
-    result["bf16 -> fp16"] = ckptlens_run(src, outputs[5], "native", "float16")
-    result["fp32 -> bf16"] = ckptlens_run(wide, outputs[6], "native", "bfloat16")
+    """cp, HF -> native, native -> HF, then each cast right after a copy of its own source,
+    transformers: one measurement each. Every output is removed as soon as it is measured (or
+    used), so no measurement pays for reclaiming the page cache of the ones before it."""
+    names = ("copy", "native", "back", "transformers", "copy-fp32", "fp16", "bf16", "copy-bf16")
+    out = dict(zip(names, (os.path.join(workdir, n) for n in names), strict=True))
+
+    def done(*keys: str) -> None:
+        for key in keys:
+            shutil.rmtree(out[key], ignore_errors=True)
+
+    result: dict = {"copy": copy_baseline(src, out["copy"])}
+    done("copy")
+    result["HF -> native"] = ckptlens_run(src, out["native"], "native")
+    result["native -> HF"] = ckptlens_run(out["native"], out["back"], "llama")
+    done("native", "back")
+    result["copy bf16"] = copy_baseline(src, out["copy-bf16"])
+    done("copy-bf16")
+    result["bf16 -> fp16"] = ckptlens_run(src, out["fp16"], "native", "float16")
+    done("fp16")
+    result["copy fp32"] = copy_baseline(wide, out["copy-fp32"])
+    done("copy-fp32")
+    result["fp32 -> bf16"] = ckptlens_run(wide, out["bf16"], "native", "bfloat16")
+    done("bf16")
     result["hf"] = (float("nan"), 0)
     if with_transformers:
         subprocess.run(["sync"], check=True)
-        seconds, out = run_child([sys.executable, "-c", TRANSFORMERS_CHILD, src, outputs[3]])
-        result["hf"] = (seconds, int(out.strip().splitlines()[-1]))
-    for output in outputs:
-        shutil.rmtree(output, ignore_errors=True)
+        seconds, text = run_child(
+            [sys.executable, "-c", TRANSFORMERS_CHILD, src, out["transformers"]]
+        )
+        result["hf"] = (seconds, int(text.strip().splitlines()[-1]))
+        done("transformers")
     return result
 
 
