@@ -30,6 +30,7 @@ from attrs import frozen
 
 from ckptlens.lenses.errors import LensError, SourceError, Violation
 from ckptlens.native.checkpoint import CONFIG_FILE, model_from_native_config
+from ckptlens.weights.safetensors_header import INDEX_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -38,10 +39,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_SEQ_LEN = 32
-INDEX_FILE = "model.safetensors.index.json"
 LENS_NAME = "verify"
-# Their modeling code ships with checkpoints (remote code), not with transformers.
-REMOTE_CODE_MODEL_TYPES = ("mtp_llama", "diffusion_llama", "dream")
 UNVERIFIABLE = (
     "its modeling code is not part of transformers, so it cannot be verified offline; "
     "it is checked by round trips and shapes instead"
@@ -152,6 +150,13 @@ def load_reference_model(native_dir: str | Path) -> ReferenceModel:
 # ---------------------------------------------------------------- the HF side
 
 
+def _remote_code_model_types() -> set[str]:
+    """Formats whose modeling code ships with checkpoints (remote code), not transformers."""
+    from ckptlens import formats
+
+    return {fmt.model_type for fmt in map(formats.get, formats.names()) if fmt.remote_code}
+
+
 def load_hf_model(hf_dir: str | Path) -> Any:
     """transformers' causal LM in float32 with eager attention (the plainest code path)."""
     import torch
@@ -159,7 +164,7 @@ def load_hf_model(hf_dir: str | Path) -> Any:
 
     document = _read_json(Path(hf_dir) / CONFIG_FILE)
     model_type = document.get("model_type") if isinstance(document, dict) else None
-    if model_type in REMOTE_CODE_MODEL_TYPES:
+    if model_type in _remote_code_model_types():
         raise _error(
             "$.model_type", "a model transformers implements", f"{model_type!r}: {UNVERIFIABLE}"
         )

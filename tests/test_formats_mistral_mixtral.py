@@ -8,8 +8,7 @@ import attrs
 import pytest
 
 from ckptlens import formats
-from ckptlens.lenses import ViewError
-from ckptlens.lenses.paths import same
+from ckptlens.lenses import ViewError, same
 
 MISTRAL = formats.get("mistral")
 MIXTRAL = formats.get("mixtral")

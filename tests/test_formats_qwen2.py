@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ckptlens import formats
-from ckptlens.lenses import SourceError, ViewError
-from ckptlens.lenses.paths import same
+from ckptlens.lenses import SourceError, ViewError, same
 from ckptlens.native.config import FixedDecoder, PatternDecoder
 
 QWEN2 = formats.get("qwen2")

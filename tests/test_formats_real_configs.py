@@ -7,8 +7,7 @@ import warnings
 import pytest
 
 from ckptlens import formats
-from ckptlens.lenses import LensError
-from ckptlens.lenses.paths import same
+from ckptlens.lenses import LensError, same
 from conftest import load_real_config, shared_real_configs
 
 EXPECTED = {

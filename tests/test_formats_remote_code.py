@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ckptlens import formats
-from ckptlens.lenses import SourceError
-from ckptlens.lenses.paths import same
+from ckptlens.lenses import SourceError, same
 
 # The Fast-LLM synthetic test configs, as transformers 4.57 saves them (facts §2 of each sheet).
 LLAMA_KEYS = {

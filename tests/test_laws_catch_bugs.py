@@ -1,7 +1,7 @@
 """The harness must catch bugs: each deliberately broken Llama lens fails the law it breaks.
 
-Every broken lens is the real Llama table with one line replaced, so a failure can only come
-from that line.
+Every broken lens is the real Llama table with one lens replaced, so a failure can only come
+from that lens.
 """
 
 from __future__ import annotations
@@ -13,17 +13,33 @@ from hypothesis import strategies as st
 
 from ckptlens import laws
 from ckptlens.formats import llama
-from ckptlens.lenses import ABSENT, Derive, Int, custom, field, structure
-from ckptlens.lenses.combinators import Record
-from ckptlens.lenses.structure import Spelling, Union
+from ckptlens.lenses import (
+    ABSENT,
+    Int,
+    Lens,
+    Record,
+    Spelling,
+    Union,
+    ViewRule,
+    custom,
+    field,
+    structure,
+)
 from ckptlens.native.config import Model
 from ckptlens.native.converter import converter
 
 
-def broken_llama(name: str, **overrides: Any) -> laws.Target:
-    lens = llama.llama_tree("llama", ["LlamaForCausalLM"], **overrides) >> structure(
-        Model, converter
-    )
+def part(text: str) -> Any:
+    """The one lens of Llama's table whose repr contains ``text``."""
+    (found,) = [lens for lens in llama.tree.parts if text in repr(lens)]
+    return found
+
+
+def broken_llama(name: str, replace: Any = None, by: Any = ()) -> laws.Target:
+    """Llama's table with the lens ``replace`` replaced by the lenses ``by``."""
+    by = [by] if isinstance(by, Lens) else list(by)
+    parts = [new for lens in llama.tree.parts for new in (by if lens is replace else [lens])]
+    lens = Record(tuple(parts)) >> structure(Model, converter)
     return attrs.evolve(laws.target_of(llama.FORMAT), name=name, lens=lens)
 
 
@@ -48,7 +64,9 @@ def test_a_lens_that_drops_a_field_on_put_fails_put_get() -> None:
         views=["vocab_size"],
         examples=VOCAB_EXAMPLES,
     )
-    assert "put_get" in failures(broken_llama("drops vocab", vocab_size=drops), "put_get")
+    assert "put_get" in failures(
+        broken_llama("drops vocab", part("'vocab_size'"), drops), "put_get"
+    )
 
 
 def test_a_lens_whose_footprint_lies_fails_footprint() -> None:
@@ -69,7 +87,7 @@ def test_a_lens_whose_footprint_lies_fails_footprint() -> None:
         views=["vocab_size"],
         examples=VOCAB_EXAMPLES,
     )
-    target = broken_llama("lying footprint", vocab_size=lies)
+    target = broken_llama("lying footprint", part("'vocab_size'"), lies)
     assert failures(target, "footprint") == ["footprint"]
     assert failures(target, "get_put") == []  # the lie is invisible to the round trips
 
@@ -83,23 +101,22 @@ class AlwaysV5(Spelling):
 
 
 def test_a_lens_that_rewrites_v4_rope_as_v5_fails_get_put() -> None:
-    rope = llama.llama_tree("llama", ["LlamaForCausalLM"]).parts
-    original = next(p for p in rope if "rotary" in repr(p))
+    original = part("rotary")
     rewrites = attrs.evolve(
         original, inner=AlwaysV5(original.inner.spellings, original.inner.label)
     )
-    assert "get_put" in failures(broken_llama("v4 as v5", rope=rewrites), "get_put")
+    assert "get_put" in failures(broken_llama("v4 as v5", original, rewrites), "get_put")
 
 
 def test_a_wrong_derived_default_fails_get_equiv_against_transformers() -> None:
-    mixer = llama.MIXER
-    wrong = Derive(
+    mixer = "decoder.<fixed>.block.mixer.<attention>"
+    wrong = ViewRule(
         lambda v: v("hidden_size") // v(f"{mixer}.kv_heads"),
         ["hidden_size", f"{mixer}.kv_heads"],
         "hidden_size // num_key_value_heads",
     )
     head_size = field(f"{mixer}.head_size", "head_dim", Int(minimum=1), default=wrong)
-    target = broken_llama("wrong head_dim default", head_size=head_size)
+    target = broken_llama("wrong head_dim default", part("'head_dim'"), head_size)
     assert failures(target, "get_equiv") == ["get_equiv"]
 
 
@@ -113,8 +130,7 @@ class SortsKeys(Record):
 
 
 def test_a_lens_that_reorders_keys_fails_get_put() -> None:
-    tree = llama.llama_tree("llama", ["LlamaForCausalLM"])
-    lens = SortsKeys(tree.parts) >> structure(Model, converter)
+    lens = SortsKeys(llama.tree.parts) >> structure(Model, converter)
     target = attrs.evolve(laws.target_of(llama.FORMAT), name="sorts keys", lens=lens)
     assert failures(target, "get_put") == ["get_put"]
 
@@ -128,28 +144,26 @@ class KeepsOldBranch(Union):
 
 
 def test_a_union_that_forgets_the_old_branch_keys_fails_put_get() -> None:
-    parts = llama.llama_tree("llama", ["LlamaForCausalLM"]).parts
-    rope = next(p for p in parts if "rotary" in repr(p))
+    rope = part("rotary")
     v5 = rope.inner.spellings["v5"]
     leaky = attrs.evolve(
         v5, inner=KeepsOldBranch(v5.inner.branches, v5.inner.choose, v5.inner.label)
     )
     spellings = {**rope.inner.spellings, "v5": leaky}
     broken = attrs.evolve(rope, inner=attrs.evolve(rope.inner, spellings=spellings))
-    assert "put_get" in failures(broken_llama("leaky union", rope=broken), "put_get")
+    assert "put_get" in failures(broken_llama("leaky union", rope, broken), "put_get")
 
 
 def test_a_lens_that_forgets_a_view_field_fails_coverage() -> None:
-    target = broken_llama("no causal line", causal=[])
+    target = broken_llama("no causal line", part(".causal'"))
     report = laws.check(target, laws=["coverage"], profile="dev")
     assert report.failed() == ["coverage"]
     assert "causal" in str(report)
 
 
 def test_a_failure_shows_the_counterexample_with_both_sides() -> None:
-    target = broken_llama("sorts keys", **{})
-    tree = llama.llama_tree("llama", ["LlamaForCausalLM"])
-    target = attrs.evolve(target, lens=SortsKeys(tree.parts) >> structure(Model, converter))
+    target = broken_llama("sorts keys")
+    target = attrs.evolve(target, lens=SortsKeys(llama.tree.parts) >> structure(Model, converter))
     result = laws.check(target, laws=["get_put"], profile="dev").results[0]
     assert not result.passed
     lines = result.counterexample.splitlines()

@@ -8,14 +8,15 @@ import pytest
 
 from ckptlens.lenses import (
     MISSING,
+    Bad,
     Bool,
     DefinitionError,
-    Derive,
     Enum,
     Float,
     Int,
     SourceError,
     ViewError,
+    ViewRule,
     at,
     constant,
     constraint,
@@ -25,12 +26,11 @@ from ckptlens.lenses import (
     passthrough,
     pinned,
     record,
+    same,
     spelling,
     under,
     union,
 )
-from ckptlens.lenses.paths import same
-from ckptlens.lenses.values import Bad
 
 
 def small() -> record:
@@ -42,7 +42,7 @@ def small() -> record:
             "size",
             "head",
             Int(minimum=1),
-            default=Derive(lambda v: v("width") // 2, ["width"], "hidden // 2"),
+            default=ViewRule(lambda v: v("width") // 2, ["width"], "hidden // 2"),
         ),
         field(
             "act",

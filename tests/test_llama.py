@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from ckptlens import laws
 from ckptlens.formats import detect, llama
-from ckptlens.lenses import LensError, SourceError, ViewError
-from ckptlens.lenses.paths import same
+from ckptlens.lenses import LensError, SourceError, ViewError, same
 from ckptlens.native.config import DefaultRotary, Llama3Rotary, MoE, YarnRotary
 from conftest import load_real_config, real_config_names, shared_real_configs
 

@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ckptlens.formats import get
+from ckptlens.formats.hf_weights import FUSED, PER_EXPERT
 from ckptlens.lenses.errors import DefinitionError, ViewError
 from ckptlens.native.config import (
     MLP,
@@ -23,15 +25,12 @@ from ckptlens.native.config import (
     RMSNorm,
 )
 from ckptlens.native.names import model_tensors
-from ckptlens.weights.hf_llama_family import (
-    FUSED,
-    MTP,
-    PER_EXPERT,
-    detect_moe_layout,
-    llama_family_weights,
-)
 from ckptlens.weights.lens import TensorMapping, WeightLens, native_weights
 from ckptlens.weights.ops import Concat, Identity
+from test_weights_support import LLAMA_FAMILY
+
+llama_family_weights = LLAMA_FAMILY.lens
+MTP_WEIGHTS = get("mtp_llama").weight_naming
 
 
 @st.composite
@@ -156,7 +155,7 @@ def test_hf_names_shapes_and_round_trip(model, layout, seed):
 @settings(max_examples=20, deadline=None)
 @given(model=models(moe=False, prediction_heads=3), seed=st.integers(0, 1000))
 def test_mtp_names(model, seed):
-    lens = llama_family_weights(model, naming="mtp_llama")
+    lens = get("mtp_llama").weights(model)
     names = set(lens.external_shapes())
     assert "model.norm.weight" not in names
     assert {
@@ -192,7 +191,7 @@ def test_unrepresentable_features_are_all_listed():
         "$.head.prediction_heads",
         "$.decoder.blocks[0].mlp.shared_expert",
         "$.decoder.blocks[0].mlp.expert",
-        "$.decoder.blocks[0].mlp.gated",
+        "$.decoder.blocks[0].mlp.expert.gated",
     }
 
 
@@ -213,7 +212,7 @@ def test_pattern_decoder_and_layer_norm_follow_each_block():
 def test_mtp_naming_model_tensors_agree():
     block = Block(Attention(2, 1, 4, DefaultRotary(1e4)), MLP(3), RMSNorm(1e-5))
     model = Model(8, 10, FixedDecoder(block, 2), Head(RMSNorm(1e-5), 2))
-    lens = llama_family_weights(model, naming=MTP)
+    lens = MTP_WEIGHTS.lens(model)
     assert set(lens.native_shapes()) == set(model_tensors(model))
 
 
@@ -230,6 +229,8 @@ def test_weight_lens_rejects_incomplete_or_duplicate_coverage():
 
 
 def test_detect_moe_layout():
-    assert detect_moe_layout(["model.layers.0.block_sparse_moe.experts.0.w1.weight"]) == PER_EXPERT
-    assert detect_moe_layout(["model.layers.0.mlp.experts.gate_up_proj"]) == FUSED
-    assert detect_moe_layout(["model.layers.0.mlp.up_proj.weight"]) is None
+    detect = get("mixtral").weight_options
+    per_expert = detect(["model.layers.0.block_sparse_moe.experts.0.w1.weight"])
+    assert per_expert["moe_layout"] == PER_EXPERT
+    assert detect(["model.layers.0.mlp.experts.gate_up_proj"])["moe_layout"] == FUSED
+    assert "moe_layout" not in detect(["model.layers.0.mlp.up_proj.weight"])

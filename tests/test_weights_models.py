@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 
+from ckptlens.formats.hf_weights import FUSED
 from ckptlens.weights import convert
 from ckptlens.weights.convert import convert_between
-from ckptlens.weights.hf_llama_family import FUSED
 from test_weights_support import (
     build_model,
     hf_side,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ckptlens.formats import hf_weights as hf
 from ckptlens.native.config import (
     MLP,
     Attention,
@@ -21,7 +22,6 @@ from ckptlens.native.config import (
     RMSNorm,
 )
 from ckptlens.weights.convert import Side
-from ckptlens.weights.hf_llama_family import PER_EXPERT, llama_family_weights
 from ckptlens.weights.lens import native_weights
 
 TINY = dict(
@@ -93,8 +93,14 @@ def save(model: Any, directory: str, **kwargs: Any) -> str:
     return directory
 
 
-def hf_side(model: Model, config: dict[str, Any], moe_layout: str = PER_EXPERT) -> Side:
-    return Side("hf", llama_family_weights(model, moe_layout=moe_layout), config)
+# The Llama tensor names with both feed-forward node types, for models drawn with either.
+LLAMA_FAMILY = hf.decoder(
+    "model.layers.{i}", mixer=hf.attention("self_attn"), mlp=(hf.mlp("mlp"), hf.moe())
+)
+
+
+def hf_side(model: Model, config: dict[str, Any], moe_layout: str = hf.PER_EXPERT) -> Side:
+    return Side("hf", LLAMA_FAMILY.lens(model, moe_layout=moe_layout), config)
 
 
 def native_side(model: Model) -> Side:

@@ -19,7 +19,7 @@ from ckptlens.formats import (
     qwen2,
 )
 from ckptlens.formats.base import Format
-from ckptlens.lenses.errors import SourceError, Violation
+from ckptlens.lenses import SourceError, Violation
 
 FORMATS: Mapping[str, Format] = {
     fmt.name: fmt

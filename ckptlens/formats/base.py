@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-import importlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import frozen
@@ -13,14 +12,19 @@ from attrs import frozen
 from ckptlens.lenses import Lens
 from ckptlens.native.config import Model
 
+if TYPE_CHECKING:
+    from ckptlens.formats.hf_weights import DecoderWeights
+    from ckptlens.weights.lens import WeightLens
+
 
 @frozen
 class Format:
     """An HF checkpoint format.
 
-    ``lens`` relates the HF ``config.json`` dict to a native ``Model``. ``weights(model)`` gives
-    the tensor lens for that model, built from the same native node types the config lens
-    dispatches on (attention, MLP or MoE, norms, prediction heads), so the two cannot disagree.
+    ``lens`` relates the HF ``config.json`` dict to a native ``Model``. ``weight_naming`` is the
+    format's HF tensor names, assembled from per-node pieces (``ckptlens.formats.hf_weights``)
+    in the format's own module; ``weights(model)`` gives the tensor lens for that model, built
+    from the same native nodes the config lens produces, so the two cannot disagree.
     ``peer`` names the transformers config class, when transformers has one: tests and
     ``canonical`` use it as the independent reference for defaults and spellings.
     """
@@ -29,16 +33,25 @@ class Format:
     model_type: str
     architectures: tuple[str, ...]
     lens: Lens = attrs.field(repr=False)
-    weight_naming: str = ""
+    weight_naming: DecoderWeights | None = attrs.field(default=None, repr=False)
     peer: str | None = None
     remote_code: bool = False
     notes: tuple[str, ...] = ()
 
-    def weights(self, model: Model, **options: Any) -> Any:
-        """The weight lens of ``model`` in this format (imports the weights package lazily)."""
-        module = importlib.import_module("ckptlens.weights.hf_llama_family")
-        build: Callable[..., Any] = module.llama_family_weights
-        return build(model, naming=self.weight_naming or self.name, **options)
+    def weights(self, model: Model, **options: Any) -> WeightLens:
+        """The weight lens of ``model`` in this format; ``options`` are ``hf_weights.Options``
+        fields (``moe_layout``, ``tied_output_on_disk``)."""
+        return self._naming().lens(model, label=f"hf {self.name}", **options)
+
+    def weight_options(self, tensor_names: Iterable[str]) -> dict[str, Any]:
+        """The ``weights`` options a checkpoint's tensor names reveal (expert layout, a tied
+        output projection stored anyway)."""
+        return self._naming().detect(tensor_names)
+
+    def _naming(self) -> DecoderWeights:
+        if self.weight_naming is None:
+            raise LookupError(f"{self.name} declares no weight naming")
+        return self.weight_naming
 
     def peer_config(self, hf_dict: dict[str, Any]) -> Any:
         """The transformers config object for ``hf_dict`` (imports transformers)."""
@@ -61,13 +74,23 @@ class Format:
         return example_view(self)
 
 
-def declare(name: str, tree: Lens, architectures: tuple[str, ...], **options: Any) -> Format:
+def declare(
+    name: str,
+    tree: Lens,
+    architectures: tuple[str, ...],
+    *,
+    weights: DecoderWeights,
+    **options: Any,
+) -> Format:
     """The format ``name`` whose config lens is ``tree >> structure(Model)``: the HF tree lens
-    onto the native dict, then the native dict as attrs objects. ``model_type`` defaults to the
-    name; ``options`` are the other ``Format`` fields."""
+    onto the native dict, then the native dict as attrs objects, and whose tensors are named
+    by ``weights`` (``hf_weights.decoder(...)``). ``model_type`` defaults to the name;
+    ``options`` are the other ``Format`` fields."""
     from ckptlens.lenses import structure
     from ckptlens.native.converter import converter
 
     options.setdefault("model_type", name)
     lens = tree >> structure(Model, converter)
-    return Format(name=name, architectures=architectures, lens=lens, **options)
+    return Format(
+        name=name, architectures=architectures, lens=lens, weight_naming=weights, **options
+    )

@@ -9,11 +9,15 @@ mask token and ``use_cache: false`` are its defaults.
 
 from __future__ import annotations
 
+from functools import partial
+
 from ckptlens.formats.base import declare
+from ckptlens.formats.blocks import llama_block, pin
+from ckptlens.formats.decoders import fixed_decoder
 from ckptlens.formats.hf import auto_map, generic_keys, metadata
-from ckptlens.formats.llama import METADATA_DEFAULTS, MIXER, llama_tree
+from ckptlens.formats.llama import LLAMA_WEIGHTS, METADATA_DEFAULTS
 from ckptlens.formats.rope import rope, yarn_keys
-from ckptlens.lenses import pinned
+from ckptlens.formats.tables import hf_model
 
 AUTO_MAP = {
     "AutoConfig": "configuration_diffusion_llama.DiffusionLlamaConfig",
@@ -23,26 +27,29 @@ DIFFUSION_METADATA = {**METADATA_DEFAULTS, "use_cache": False, "mask_token_id": 
 
 # Its yarn takes the correction range from ``original_max_position_embeddings`` (required,
 # no fallback to ``max_position_embeddings``) and knows no mscale or truncate keys.
-DIFFUSION_ROPE = rope(
-    f"{MIXER}.rotary",
-    ("default", "yarn"),
+DIFFUSION_ROPE = partial(
+    rope,
+    types=("default", "yarn"),
     parameters={"yarn": yarn_keys(original_required=True, extended=False)},
     flat_theta=True,
 )
 
-tree = llama_tree(
+block = llama_block(
+    causal=pin("causal", False, "the modeling code never builds a causal mask"),
+    rotary=DIFFUSION_ROPE,
+)
+tree = hf_model(
     "diffusion_llama",
     ["DiffusionLlamaModel"],
-    causal=pinned(f"{MIXER}.causal", False, "the modeling code never builds a causal mask"),
-    rope=DIFFUSION_ROPE,
+    decoder=fixed_decoder(block),
     metadata=metadata(DIFFUSION_METADATA),
     extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],
-    rope_interleaved=[],
 )
 FORMAT = declare(
     "diffusion_llama",
     tree,
     ("DiffusionLlamaModel",),
+    weights=LLAMA_WEIGHTS,
     remote_code=True,
     notes=("bidirectional attention, as its modeling code runs by default",),
 )

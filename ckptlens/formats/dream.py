@@ -8,11 +8,16 @@ attention kernel: a config that turns one on is refused; the inert window keys a
 
 from __future__ import annotations
 
+from functools import partial
+
 from ckptlens.formats.base import declare
+from ckptlens.formats.blocks import pin
+from ckptlens.formats.decoders import fixed_decoder
 from ckptlens.formats.hf import auto_map, generic_keys, metadata
-from ckptlens.formats.llama import BLOCK, METADATA_DEFAULTS, MIXER, llama_tree, no_mlp_biases
-from ckptlens.formats.qwen2 import QWEN2_DEFAULTS, head_size, qkv_biases
+from ckptlens.formats.llama import LLAMA_WEIGHTS, METADATA_DEFAULTS
+from ckptlens.formats.qwen2 import QWEN2_BLOCK
 from ckptlens.formats.rope import rope
+from ckptlens.formats.tables import Line, hf_model
 from ckptlens.lenses import constant, passthrough, pinned
 
 AUTO_MAP = {
@@ -29,29 +34,33 @@ DREAM_METADATA = {
 }
 
 
-tree = llama_tree(
-    "dream",
-    ["DreamModel"],
-    defaults={**QWEN2_DEFAULTS, "vocab_size": 151936},
-    head_size=head_size(BLOCK),
-    attention_bias=qkv_biases(BLOCK),
-    mlp_bias=no_mlp_biases(BLOCK),
-    causal=pinned(f"{MIXER}.causal", False, "every attention module sets is_causal = False"),
-    window=[
-        pinned(f"{MIXER}.window", None, "no window outside flash-attention-2"),
+def no_window(mixer: str) -> Line:
+    return [
+        pinned(f"{mixer}.window", None, "no window outside flash-attention-2"),
         constant("use_sliding_window", False, create=False),
         # Inert while use_sliding_window is false (``max_window_layers`` is never read).
         passthrough("sliding_window", "max_window_layers"),
-    ],
-    rope=rope(f"{MIXER}.rotary", flat_theta=True),
+    ]
+
+
+block = QWEN2_BLOCK.but(
+    causal=pin("causal", False, "every attention module sets is_causal = False"),
+    window=no_window,
+    rotary=partial(rope, flat_theta=True),
+)
+tree = hf_model(
+    "dream",
+    ["DreamModel"],
+    decoder=fixed_decoder(block),
     metadata=metadata(DREAM_METADATA, implicit=("bos_token_id", "eos_token_id")),
     extra=[generic_keys(), auto_map(AUTO_MAP)],
-    rope_interleaved=[],
+    defaults={"vocab_size": 151936},
 )
 FORMAT = declare(
     "dream",
     tree,
     ("DreamModel",),
+    weights=LLAMA_WEIGHTS,
     remote_code=True,
     notes=("bidirectional attention; a sliding window is refused",),
 )

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from ckptlens.dtypes import HF_CONFIG_NAMES
 from ckptlens.lenses import (
     Bool,
     Enum,
@@ -159,25 +160,9 @@ def metadata(defaults: Mapping[str, Any], implicit: Iterable[str] = ()) -> list[
     return lenses
 
 
-TORCH_DTYPES = (
-    "float32",
-    "float16",
-    "bfloat16",
-    "float64",
-    "float8_e4m3fn",
-    "float8_e5m2",
-    "int8",
-    "uint8",
-    "int16",
-    "int32",
-    "int64",
-    "bool",
-)
-
-
 def dtype() -> Lens:
     """``dtype`` (v5) or ``torch_dtype`` (v4): one view field, the source's own spelling kept."""
-    value = Nullable(Enum({name: name for name in TORCH_DTYPES}))
+    value = Nullable(Enum({name: name for name in HF_CONFIG_NAMES}))
     return spelling(
         "dtype",
         v5=field("metadata.dtype", "dtype", value, default=None),

@@ -1,4 +1,4 @@
-"""Mixtral (``MixtralForCausalLM``): Mistral's table with a mixture-of-experts MLP.
+"""Mixtral (``MixtralForCausalLM``): Mistral's block with a mixture-of-experts feed-forward.
 
 The expert MLP takes the Llama MLP keys (``intermediate_size``, ``hidden_act``); the router is
 top-k softmax renormalised over the chosen experts, with no bias. The router's training knobs
@@ -7,15 +7,23 @@ are metadata: they change the loss, not the function.
 
 from __future__ import annotations
 
-from ckptlens.formats.base import declare
-from ckptlens.formats.hf import ACTIVATION, POSITIVE, generic_keys, metadata
-from ckptlens.formats.llama import BLOCK, MIXER, Line, llama_tree
-from ckptlens.formats.mistral import MISTRAL_METADATA, NO_BIASES, sliding_window
-from ckptlens.formats.rope import rope
-from ckptlens.lenses import field, pinned, tag
+from functools import partial
 
-MOE = f"{BLOCK}.mlp.<moe>"
-EXPERT = f"{MOE}.expert.<mlp>"
+from ckptlens.formats import hf_weights as hf
+from ckptlens.formats.base import declare
+from ckptlens.formats.blocks import (
+    dense_mlp,
+    llama_block,
+    mixture_of_experts,
+    no_attention_biases,
+    no_mlp_biases,
+    sliding_window,
+)
+from ckptlens.formats.decoders import fixed_decoder
+from ckptlens.formats.hf import generic_keys, metadata
+from ckptlens.formats.mistral import MISTRAL_METADATA
+from ckptlens.formats.rope import rope
+from ckptlens.formats.tables import hf_model
 
 MIXTRAL_METADATA = {
     **MISTRAL_METADATA,
@@ -24,38 +32,37 @@ MIXTRAL_METADATA = {
     "output_router_logits": False,
 }
 
-MIXTURE: dict[str, Line] = {
-    "mlp": [
-        tag(f"{BLOCK}.mlp", "moe"),
-        field(f"{MOE}.experts", "num_local_experts", POSITIVE, default=8),
-        field(f"{MOE}.experts_per_token", "num_experts_per_tok", POSITIVE, default=2),
-        # softmax over all experts, top-k, then the k weights renormalised to sum to 1.
-        pinned(f"{MOE}.router", {"normalize_top_k": True, "bias": False}, "Mixtral's router"),
-        pinned(f"{MOE}.shared_expert", None, "no shared expert"),
-        tag(f"{MOE}.expert", "mlp"),
-    ],
-    "intermediate_size": field(
-        f"{EXPERT}.intermediate_size", "intermediate_size", POSITIVE, default=14336
+MIXTURE = mixture_of_experts(
+    expert=dense_mlp(
+        at="expert",
+        biases=no_mlp_biases("no expert biases in this format"),
+        gated="w1/w3 gate and up in every expert",
     ),
-    "gated": pinned(f"{EXPERT}.gated", True, "w1/w3 gate and up in every expert"),
-    "activation": field(f"{EXPERT}.activation", "hidden_act", ACTIVATION, default="silu"),
-    "mlp_bias": [
-        pinned(f"{EXPERT}.{name}", False, "no expert biases in this format")
-        for name in ("layer_1_bias", "layer_2_bias")
-    ],
-}
+    # softmax over all experts, top-k, then the k weights renormalised to sum to 1.
+    router={"normalize_top_k": True, "bias": False},
+    reason="Mixtral's router",
+)
 
-tree = llama_tree(
+block = llama_block(
+    biases=no_attention_biases,
+    mlp=MIXTURE,
+    window=sliding_window(default=None),
+    rotary=partial(rope, theta=1_000_000.0),
+    defaults={"num_key_value_heads": 8, "intermediate_size": 14336},
+)
+tree = hf_model(
     "mixtral",
     ["MixtralForCausalLM"],
-    defaults={"kv_heads": 8, "epsilon": 1e-5},
-    attention_bias=NO_BIASES["attention_bias"],
-    **MIXTURE,
-    window=sliding_window(default=None),
-    rope=rope(f"{MIXER}.rotary", theta=1_000_000.0),
+    decoder=fixed_decoder(block),
     metadata=metadata(MIXTRAL_METADATA),
     extra=generic_keys(),
-    rope_interleaved=[],
+    defaults={"rms_norm_eps": 1e-5},
 )
-FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), peer="MixtralConfig")
+# Experts under block_sparse_moe (one w1/w2/w3 per expert) or fused under mlp.experts.
+WEIGHTS = hf.decoder(
+    "model.layers.{i}",
+    mixer=hf.attention("self_attn"),
+    mlp=hf.moe(per_expert="block_sparse_moe", fused="mlp"),
+)
+FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), weights=WEIGHTS, peer="MixtralConfig")
 lens = FORMAT.lens

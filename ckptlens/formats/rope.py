@@ -12,16 +12,19 @@ from typing import Any
 
 from ckptlens.formats.hf import EPSILON, POSITIVE
 from ckptlens.lenses import (
+    ABSENT,
+    Bad,
     Bool,
-    Derive,
     Float,
     Lens,
     Nullable,
     Problem,
+    ViewRule,
     at,
     constant,
     custom,
     derived,
+    equal_values,
     field,
     pinned,
     record,
@@ -29,8 +32,6 @@ from ckptlens.lenses import (
     under,
     union,
 )
-from ckptlens.lenses.paths import ABSENT, equal_values
-from ckptlens.lenses.values import Bad
 
 DEFAULT_THETA = 10000.0
 TYPE_KEYS = ("rope_type", "type")
@@ -41,7 +42,9 @@ def _context_length(view: Any) -> Any:
     return view("metadata.context_length")
 
 
-ORIGINAL_CONTEXT = Derive(_context_length, ("metadata.context_length",), "max_position_embeddings")
+ORIGINAL_CONTEXT = ViewRule(
+    _context_length, ("metadata.context_length",), "max_position_embeddings"
+)
 
 
 def _factor() -> Lens:

@@ -15,11 +15,22 @@ from typing import Any
 
 from attrs import frozen
 
+from ckptlens.formats.blocks import ATTENTION, nothing, pin
+from ckptlens.formats.decoders import LayerLayout
 from ckptlens.formats.hf import POSITIVE
-from ckptlens.formats.llama import Line, mixer_of
-from ckptlens.lenses import ABSENT, Bool, Int, Nullable, Problem, custom
-from ckptlens.lenses.paths import as_path, lookup
-from ckptlens.lenses.values import Bad, ValueType
+from ckptlens.lenses import (
+    ABSENT,
+    Bad,
+    Bool,
+    Int,
+    Lens,
+    Nullable,
+    Problem,
+    ValueType,
+    as_path,
+    custom,
+    lookup,
+)
 
 LAYOUT_KEYS = (
     "num_hidden_layers",
@@ -169,7 +180,7 @@ def write_layout(layout: Layout, old: Any) -> dict[str, Any]:
 
 
 def _window_at(view: Any, block: str) -> Any:
-    return lookup(view, as_path(f"{mixer_of(block)}.window"))
+    return lookup(view, as_path(f"{block}.{ATTENTION}.window"))
 
 
 def _fixed_view(src: Any) -> dict[str, Any]:
@@ -227,18 +238,18 @@ def _with_layer_types(src: dict[str, Any]) -> Any:
     return st.just(src) | listed
 
 
-def fixed_layout() -> Line:
+def fixed_layout() -> Lens:
     """In a ``FixedDecoder``: the layer count and the one window (or none) of every layer."""
     return layout_lens(["num_blocks", "block.mixer.<attention>.window"], _fixed_view, _fixed_write)
 
 
-def pattern_layout() -> Line:
+def pattern_layout() -> Lens:
     """In a ``PatternDecoder``: the expanded pattern and the ``sliding`` block's window."""
     views = ["pattern", "blocks.sliding.mixer.<attention>.window"]
     return layout_lens(views, _pattern_view, _pattern_write)
 
 
-def layout_lens(views: list[str], read: Any, write: Any) -> Line:
+def layout_lens(views: list[str], read: Any, write: Any) -> Lens:
     return custom(
         "layer windows",
         read,
@@ -248,3 +259,15 @@ def layout_lens(views: list[str], read: Any, write: Any) -> Line:
         where="layer_types",
         examples=_sources,
     )
+
+
+QWEN2_LAYERS = LayerLayout(
+    kind=layout_kind,
+    fixed=fixed_layout(),
+    pattern=pattern_layout(),
+    names=("full", "sliding"),
+    differs=(f"{ATTENTION}.window",),
+    first={"window": pin("window", None, "full-attention layers")},
+    fixed_options={"window": nothing},
+)
+"""Qwen2's layers: ``full`` and ``sliding`` blocks, alike but for the window."""

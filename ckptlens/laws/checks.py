@@ -20,7 +20,7 @@ from ckptlens.laws.profiles import profile_settings, shrink_seconds
 from ckptlens.laws.properties import LAW_PROPERTIES, LAWS, Example, Target
 from ckptlens.laws.report import LawBroken, LawResult, Report
 from ckptlens.laws.strategies import sources_and_views
-from ckptlens.lenses.core import Lens
+from ckptlens.lenses import Lens
 
 __all__ = ["LAWS", "Target", "assert_lawful", "check", "examples", "run_law", "target_of"]
 

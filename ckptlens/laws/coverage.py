@@ -9,12 +9,7 @@ from typing import Any
 
 import attrs
 
-from ckptlens.lenses.combinators import At, Compose, Record
-from ckptlens.lenses.context import ReadContext, Style, WriteContext
-from ckptlens.lenses.core import Lens
-from ckptlens.lenses.footprints import Claim
-from ckptlens.lenses.paths import ANY_KEY, TAG_KEY, Member, Path, json_copy, lookup
-from ckptlens.lenses.structure import DictOf, Spelling, Structured, Under, Union
+from ckptlens.lenses import ANY_KEY, TAG_KEY, Claim, Lens, Member, Path
 
 
 def schema_leaves(
@@ -55,25 +50,7 @@ def _is_tagged(hint: Any) -> bool:
 
 def view_claims(lens: Lens, prefix: Path = ()) -> list[tuple[Claim, Lens]]:
     """Every view claim with the lens that makes it, as a list so that double claims show."""
-    if isinstance(lens, Compose):
-        if getattr(lens.second, "iso", False):
-            return view_claims(lens.first, prefix)
-        return view_claims(lens.second, prefix)
-    if isinstance(lens, Record):
-        return [item for part in lens.parts for item in view_claims(part, prefix)]
-    if isinstance(lens, At):
-        return view_claims(lens.inner, prefix + lens.prefix)
-    if isinstance(lens, Spelling):
-        # Every spelling shows the same view; count the fields once.
-        return view_claims(next(iter(lens.spellings.values())), prefix)
-    if isinstance(lens, Union):
-        claims = [(Claim((*prefix, TAG_KEY)), lens)]
-        for tag, branch in lens.branches.items():
-            claims.extend(view_claims(branch, (*prefix, Member(tag))))
-        return claims
-    if lens.children():
-        return [item for child in lens.children() for item in view_claims(child, prefix)]
-    return [(claim.prefixed(prefix), lens) for claim in lens.footprint.view]
+    return lens._view_claims(prefix)
 
 
 def view_coverage_problems(
@@ -145,74 +122,6 @@ def _show(path: Path) -> str:
     return ".".join(str(part) for part in path)
 
 
-# ---------------------------------------------------------------- source tracing
-
-
-class TracedDict(dict):
-    """A dict that records every key read or tested (``[]``, ``get``, ``in``) with its path."""
-
-    def __init__(self, data: dict, path: Path, log: set[Path]) -> None:
-        super().__init__({key: trace(value, (*path, key), log) for key, value in data.items()})
-        self._path = path
-        self._log = log
-
-    def __getitem__(self, key: Any) -> Any:
-        self._log.add((*self._path, key))
-        return super().__getitem__(key)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        self._log.add((*self._path, key))
-        return super().get(key, default)
-
-    def __contains__(self, key: Any) -> bool:
-        self._log.add((*self._path, key))
-        return super().__contains__(key)
-
-    def items(self) -> Any:
-        for key in self:
-            self._log.add((*self._path, key))
-        return super().items()
-
-    def values(self) -> Any:
-        return [value for _, value in self.items()]
-
-
-def trace(value: Any, path: Path, log: set[Path]) -> Any:
-    if isinstance(value, dict):
-        return TracedDict(value, path, log)
-    return value
-
-
-def matches(pattern: Path, path: Path) -> bool:
-    """Whether ``path`` matches ``pattern`` (``ANY_KEY`` matches any one key)."""
-    return len(pattern) == len(path) and all(
-        p is ANY_KEY or p == q for p, q in zip(pattern, path, strict=True)
-    )
-
-
-def declared(path: Path, claims: list[Claim], deps: list[Path]) -> bool:
-    """Whether ``path`` lies inside what a lens declared it may touch."""
-    for claim in claims:
-        n = len(claim.path)
-        if matches(claim.path, path[:n]) and (len(path) == n or claim.subtree):
-            return True
-        if len(path) < n and matches(claim.path[: len(path)], path):
-            return True  # navigating towards a declared path
-    return any(matches(dep, path) for dep in deps)
-
-
-def changed_paths(old: Any, new: Any, at: Path = ()) -> Iterator[Path]:
-    """Paths whose value differs between two JSON trees (down to leaves where both are dicts)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in old.keys() | new.keys():
-            if key not in old or key not in new:
-                yield (*at, key)
-            else:
-                yield from changed_paths(old[key], new[key], (*at, key))
-    elif type(old) is not type(new) or old != new:
-        yield at
-
-
 # ---------------------------------------------------------------- per-lens footprint honesty
 
 
@@ -221,51 +130,7 @@ def footprint_strays(lens: Lens, source: Any, view: Any) -> list[str]:
 
     Each leaf lens runs alone on the part of ``source`` (and ``view``) it would see, reading
     through a tracing dict and writing into a copy, so a lens cannot hide behind a sibling
-    that declares the path it touched."""
+    that declares the path it touched (see ``ckptlens.lenses.tracing``)."""
     strays: list[str] = []
-    _walk(lens, source, (), view, strays)
+    lens._strays(source, (), view, strays)
     return strays
-
-
-def _walk(lens: Lens, src: Any, at: Path, view: Any, strays: list[str]) -> None:
-    if isinstance(lens, Compose):
-        _walk(lens.first, src, at, view, strays)
-    elif isinstance(lens, Structured):
-        return
-    elif isinstance(lens, At):
-        _walk(lens.inner, src, at, lookup(view, lens.prefix), strays)
-    elif isinstance(lens, Under):
-        sub = src.get(lens.key) if isinstance(src, dict) else None
-        _walk(lens.inner, sub if isinstance(sub, dict) else {}, (*at, lens.key), view, strays)
-    elif isinstance(lens, DictOf):
-        for name, sub in (src or {}).items():
-            _walk(lens.entry, sub, (*at, name), lookup(view, (name,)), strays)
-    elif isinstance(lens, Union | Spelling):
-        log: set[Path] = set()
-        (lens.choose if isinstance(lens, Union) else lens.detect)(trace(src, at, log))
-        _report(lens, log, at, strays, "read")
-        for branch in lens.children():
-            _walk(branch, src, at, view, strays)
-    elif lens.children():
-        for child in lens.children():
-            _walk(child, src, at, view, strays)
-    else:
-        log = set()
-        lens._read(trace(src, at, log), at, ReadContext(root=src))
-        _report(lens, log, at, strays, "read")
-        if isinstance(view, dict) and isinstance(src, dict):
-            ctx = WriteContext(style=Style(), fresh=False, view_root=view)
-            written = lens._write(view, (), json_copy(src), src, at, ctx)
-            changed = {(*at, *path) for path in changed_paths(src, written)}
-            _report(lens, changed, at, strays, "changed", writes=True)
-
-
-def _report(
-    lens: Lens, paths: set[Path], at: Path, strays: list[str], verb: str, writes: bool = False
-) -> None:
-    fp = lens.footprint
-    claims = [claim.prefixed(at) for claim in (fp.claims if writes else fp.claims | fp.kept)]
-    deps = [] if writes else [(*at, *dep) for dep in fp.deps]  # read-only, owned by others
-    for path in sorted(paths, key=str):
-        if not declared(path, claims, deps):
-            strays.append(f"{lens.name} @ {lens.site} {verb} {_show(path)}")

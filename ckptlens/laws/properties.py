@@ -18,9 +18,7 @@ from hypothesis import reject
 from ckptlens.laws import coverage
 from ckptlens.laws.report import LawBroken
 from ckptlens.laws.strategies import tree_of
-from ckptlens.lenses.core import Lens
-from ckptlens.lenses.errors import LensError
-from ckptlens.lenses.paths import equal_values, same
+from ckptlens.lenses import TAG_KEY, Lens, LensError, equal_values, same, tracing
 
 UNKNOWN_KEYS = ("zz_unknown", "num_layers", "rope_thetas")
 
@@ -247,7 +245,7 @@ def _bend_a_leaf(tree: dict, rng: random.Random) -> bool:
 def _leaves(tree: Any, at: tuple) -> Any:
     if isinstance(tree, dict):
         for key, value in tree.items():
-            if key != "type":
+            if key != TAG_KEY:
                 yield from _leaves(value, (*at, key))
     else:
         yield at, tree
@@ -279,8 +277,8 @@ def _footprint(t: Target) -> Callable[[Example], None]:
         written = t.lens.put(view, source)
         changed = [
             p
-            for p in coverage.changed_paths(source, written)
-            if not coverage.declared(p, writable, [])
+            for p in tracing.changed_paths(source, written)
+            if not tracing.declared(p, writable, [])
         ]
         if changed:
             raise LawBroken(

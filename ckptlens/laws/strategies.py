@@ -15,31 +15,23 @@ from typing import Any
 from attrs import frozen
 from hypothesis import strategies as st
 
-from ckptlens.lenses.combinators import At, Compose, Record
-from ckptlens.lenses.core import Lens
-from ckptlens.lenses.custom import Custom
-from ckptlens.lenses.fields import (
-    NOT_NULLABLE,
-    REQUIRED,
-    Constant,
-    Derive,
-    Field,
-    Passthrough,
-    Pinned,
-)
-from ckptlens.lenses.paths import ABSENT, Path, as_path, data_path, lookup
-from ckptlens.lenses.relations import Constraint, Derived
-from ckptlens.lenses.structure import DictOf, Spelling, Structured, Under, Union
-from ckptlens.lenses.values import (
+from ckptlens.lenses import (
+    ABSENT,
     Bool,
     Enum,
+    Field,
     Float,
     Int,
     Json,
+    Lens,
     Nullable,
+    Path,
     Str,
     TokenIds,
     ValueType,
+    as_path,
+    data_path,
+    lookup,
 )
 
 # Sizes a model config uses: mostly powers of two (so head counts divide and head sizes are
@@ -133,97 +125,15 @@ Fragment = st.SearchStrategy[dict[str, Any]]
 EMPTY: Fragment = st.just({})
 
 
-@functools.singledispatch
 def fragments(lens: Lens, vat: Path) -> Fragment:
     """Source fragments (the keys ``lens`` owns at its level) for a lens whose view sits at
-    ``vat``. Strategies compose the way the lenses do."""
-    raise TypeError(f"no source strategy for {type(lens).__name__}; give it an examples hook")
+    ``vat``: each lens class draws its own (``Lens._examples``), composing as lenses do."""
+    return lens._examples(vat)
 
 
-@fragments.register
-def _(lens: Record, vat: Path) -> Fragment:
-    return st.tuples(*(fragments(part, vat) for part in lens.parts)).map(_merged)
-
-
-@fragments.register
-def _(lens: At, vat: Path) -> Fragment:
-    return fragments(lens.inner, vat + lens.prefix)
-
-
-@fragments.register
-def _(lens: Compose, vat: Path) -> Fragment:
-    return fragments(lens.first, vat)
-
-
-@fragments.register
-def _(lens: Field, vat: Path) -> Fragment:
-    off = value_strategy(lens.type).map(lambda value: {lens.key: value})
-    if lens.default is REQUIRED:
-        return off
-    if isinstance(lens.default, Derive):
-        at_default = {lens.key: SpellDerived(lens, vat + lens.views[0])}
-    else:
-        at_default = {lens.key: lens.type.write(lens.default)}
-    options = [EMPTY, st.just(at_default), off]
-    if lens.null_default is not NOT_NULLABLE:
-        options.append(st.just({lens.key: None}))
-    return st.one_of(options)
-
-
-@fragments.register
-def _(lens: Constant, vat: Path) -> Fragment:
-    spellings = [{key: value} for key in lens.keys for value in (lens.value, *lens.accept)]
-    if len(lens.keys) > 1:
-        spellings.append(dict.fromkeys(lens.keys, lens.value))
-    return st.sampled_from(spellings if lens.required else [{}, *spellings])
-
-
-@fragments.register
-def _(lens: Passthrough, vat: Path) -> Fragment:
-    present = st.lists(st.sampled_from(lens.keys), max_size=3, unique=True)
-    return present.flatmap(lambda keys: st.fixed_dictionaries(dict.fromkeys(keys, JSON_SCALARS)))
-
-
-@fragments.register(Pinned)
-@fragments.register(Constraint)
-@fragments.register(Derived)
-@fragments.register(Structured)
-def _(lens: Lens, vat: Path) -> Fragment:
-    return EMPTY
-
-
-@fragments.register
-def _(lens: Custom, vat: Path) -> Fragment:
-    if lens.examples is None:
-        raise TypeError(f"{lens!r} is custom: give it examples=<strategy of source dicts>")
-    return lens.example_strategy()
-
-
-@fragments.register
-def _(lens: Under, vat: Path) -> Fragment:
-    def wrap(sub: dict[str, Any]) -> Fragment:
-        if not sub and lens.optional:
-            return st.sampled_from([{}, {lens.key: None}, {lens.key: {}}])
-        return st.just({lens.key: sub})
-
-    return fragments(lens.inner, vat).flatmap(wrap)
-
-
-@fragments.register
-def _(lens: Union, vat: Path) -> Fragment:
-    return st.one_of([fragments(branch, vat) for branch in lens.branches.values()])
-
-
-@fragments.register
-def _(lens: Spelling, vat: Path) -> Fragment:
-    return st.one_of([fragments(inner, vat) for inner in lens.spellings.values()])
-
-
-@fragments.register
-def _(lens: DictOf, vat: Path) -> Fragment:
-    entries = {name: fragments(lens.entry, (*vat, name)) for name in ("a", "b", "c")}
-    names = st.lists(st.sampled_from(sorted(entries)), min_size=1, max_size=3, unique=True)
-    return names.flatmap(lambda chosen: st.fixed_dictionaries({n: entries[n] for n in chosen}))
+def all_of(parts: list[Fragment]) -> Fragment:
+    """Fragments drawn from each of ``parts`` and merged (a record's)."""
+    return st.tuples(*parts).map(_merged)
 
 
 def _merged(parts: tuple[dict[str, Any], ...]) -> dict[str, Any]:
@@ -243,7 +153,7 @@ def _merge(into: dict[str, Any], other: dict[str, Any]) -> None:
 
 def tree_of(lens: Lens) -> Lens:
     """The part of ``lens`` whose view is a plain dict (before the attrs structuring)."""
-    return lens.first if isinstance(lens, Compose) and getattr(lens.second, "iso", False) else lens
+    return lens.tree
 
 
 def drawn_sources(lens: Lens) -> Fragment:

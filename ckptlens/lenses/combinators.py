@@ -12,7 +12,7 @@ from attrs import frozen
 from ckptlens.lenses.context import ReadContext, WriteContext, resolve_deferred
 from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.errors import definition_site
-from ckptlens.lenses.footprints import Footprint, cached_footprint, check_disjoint
+from ckptlens.lenses.footprints import Claim, Footprint, cached_footprint, check_disjoint
 from ckptlens.lenses.paths import (
     ABSENT,
     INVALID,
@@ -43,8 +43,21 @@ class Compose(Lens):
         # An iso second step (the attrs structuring) relabels the view without changing its
         # paths, so the view footprint is the first step's.
         first, second = self.first.footprint, self.second.footprint
-        view = first.view if getattr(self.second, "iso", False) else second.view
+        view = first.view if self.second.iso else second.view
         return Footprint(first.claims, first.kept, first.deps, view, first.view_deps)
+
+    @property
+    def tree(self) -> Lens:
+        return self.first if self.second.iso else self
+
+    def _view_claims(self, prefix: Path) -> list[tuple[Claim, Lens]]:
+        return (self.first if self.second.iso else self.second)._view_claims(prefix)
+
+    def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+        self.first._strays(src, at, view, strays)  # the second step reads the first's view
+
+    def _examples(self, vat: Path) -> Any:
+        return self.first._examples(vat)
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         middle = resolve_deferred(self.first._read(src, at, ctx), ctx)
@@ -109,6 +122,15 @@ class Record(Lens):
             new = part._write(view, vat, new, old, at, ctx)
         return new
 
+    def _live_rows(self, src: Any, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        for part in self.parts:
+            yield from part._live_rows(src, vprefix, sprefix)
+
+    def _examples(self, vat: Path) -> Any:
+        from ckptlens.laws.strategies import all_of
+
+        return all_of([part._examples(vat) for part in self.parts])
+
 
 def record(*parts: Lens) -> Record:
     """The product of ``parts`` (each owns its own keys; together they own the whole)."""
@@ -145,6 +167,18 @@ class At(Lens):
 
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
         yield from self.inner._rows(vprefix + self.prefix, sprefix)
+
+    def _live_rows(self, src: Any, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        yield from self.inner._live_rows(src, vprefix + self.prefix, sprefix)
+
+    def _view_claims(self, prefix: Path) -> list[tuple[Claim, Lens]]:
+        return self.inner._view_claims(prefix + self.prefix)
+
+    def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+        self.inner._strays(src, at, lookup(view, self.prefix), strays)
+
+    def _examples(self, vat: Path) -> Any:
+        return self.inner._examples(vat + self.prefix)
 
 
 def at(prefix: str | Path, *parts: Lens) -> At:

@@ -64,12 +64,13 @@ class ViewReader:
     def __call__(self, path: str | Path) -> Any:
         value = lookup(self._view, as_path(path))
         if value is ABSENT or value is INVALID or isinstance(value, Deferred):
-            raise _NotReady(path)
+            raise NotReady(path)
         return value
 
 
-class _NotReady(Exception):
-    pass
+class NotReady(Exception):
+    """A ``ViewReader`` was asked for a view field that is missing, invalid or still being
+    derived: the rule reading it waits (on get) or defers to where that field is reported."""
 
 
 @define
@@ -117,7 +118,7 @@ def resolve_deferred(view: Any, ctx: ReadContext) -> Any:
         for path, item in list(pending):
             try:
                 value = item.compute(ViewReader(view))
-            except _NotReady:
+            except NotReady:
                 continue
             except USER_ERRORS as error:
                 value = ctx.fail(item.lens, item.path, "a derivable default", f"<{error}>")

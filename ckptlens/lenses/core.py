@@ -16,7 +16,7 @@ and copy-on-entry so that no input is ever modified.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 from attrs import frozen
@@ -30,8 +30,9 @@ from ckptlens.lenses.context import (
     resolve_deferred,
 )
 from ckptlens.lenses.errors import SourceError, ViewError, Violation, definition_site
-from ckptlens.lenses.footprints import Footprint, coverage_violations
+from ckptlens.lenses.footprints import Claim, Footprint, coverage_violations
 from ckptlens.lenses.paths import ABSENT, INVALID, Path, deep_merge, json_copy
+from ckptlens.lenses.tracing import leaf_strays
 
 if TYPE_CHECKING:
     from ckptlens.lenses.describe import Table
@@ -43,6 +44,10 @@ class Lens:
     ``_rows`` and ``__repr__``; everything public is defined here once."""
 
     site: str = attrs.field(factory=definition_site, eq=False, repr=False, kw_only=True)
+
+    iso: ClassVar[bool] = False
+    """Whether this lens only relabels its source as another type (the final attrs step of a
+    format lens): paths, footprint and domain are its input's."""
 
     # ------------------------------------------------------------------ public protocol
 
@@ -81,6 +86,12 @@ class Lens:
     def normalize(self, source: Any) -> Any:
         """``source`` with canonical value spellings and implicit defaults, same structure."""
         return self.put(self.get(source), source, style=Style(normal=True))
+
+    @property
+    def tree(self) -> Lens:
+        """The part of this lens whose view is a plain dict: a format lens without its final
+        attrs iso (``Compose`` overrides this); what walkers over view paths start from."""
+        return self
 
     def __rshift__(self, other: Lens) -> Lens:
         from ckptlens.lenses.combinators import Compose
@@ -155,9 +166,47 @@ class Lens:
     def children(self) -> Sequence[Lens]:
         return ()
 
+    # ------------------------------------------------------------------ walkers
+    # Each walker's default is here: recurse into ``children()`` with the same paths, or treat
+    # a lens without children as a leaf. A combinator overrides the walkers for which it moves
+    # a path, changes the source, or picks a branch, in its own class: nothing else has to
+    # learn about it.
+
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        """``describe()`` rows, view paths under ``vprefix`` and source paths under ``sprefix``."""
         for child in self.children():
             yield from child._rows(vprefix, sprefix)
+
+    def _live_rows(self, src: Any, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        """``explain()`` rows: ``_rows``, following only the branches and spellings ``src`` uses."""
+        return self._rows(vprefix, sprefix)
+
+    def _view_claims(self, prefix: Path) -> list[tuple[Claim, Lens]]:
+        """Every view claim with the lens that makes it, as a list so that double claims show."""
+        if self.children():
+            return [item for child in self.children() for item in child._view_claims(prefix)]
+        return [(claim.prefixed(prefix), self) for claim in self.footprint.view]
+
+    def _examples(self, vat: Path) -> Any:
+        """For the laws (``ckptlens.laws.strategies``, which imports Hypothesis): a strategy of
+        source fragments, the keys this lens owns at its level, drawn the way people write
+        them; the view of this lens sits at ``vat``. The default serves lenses owning no key."""
+        if self.footprint.claims or self.children():
+            raise TypeError(
+                f"no source strategy for {type(self).__name__}; give it an examples hook"
+            )
+        from ckptlens.laws.strategies import EMPTY
+
+        return EMPTY
+
+    def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+        """Source paths this lens (each leaf alone) touches outside its own footprint; see
+        ``tracing.leaf_strays``."""
+        if self.children():
+            for child in self.children():
+                child._strays(src, at, view, strays)
+        else:
+            leaf_strays(self, src, at, view, strays)
 
 
 @frozen

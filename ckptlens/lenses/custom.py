@@ -94,8 +94,10 @@ class Custom(Lens):
         for key in self.keys:
             yield Row(views, dotted((*sprefix, key)), f"custom {self.label}")
 
-    def example_strategy(self) -> Any:
-        """The Hypothesis strategy of source fragments for the laws harness."""
+    def _examples(self, vat: Path) -> Any:
+        """The Hypothesis strategy of source fragments its definition gives."""
+        if self.examples is None:
+            raise TypeError(f"{self!r} is custom: give it examples=<strategy of source dicts>")
         return self.examples() if callable(self.examples) else self.examples
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from attrs import frozen
 
-from ckptlens.lenses.combinators import Compose
 from ckptlens.lenses.core import Lens, Row
-from ckptlens.lenses.paths import ABSENT, ANY_KEY, Member, as_path, lookup
+from ckptlens.lenses.paths import ABSENT, ANY_KEY, as_path, lookup
 
 COLUMNS = ("view", "source", "primitive", "default", "domain")
 
@@ -65,9 +63,10 @@ def describe(lens: Lens) -> Table:
 
 def explain(lens: Lens, source: Any) -> Table:
     """Each row the source actually uses, with the value it read and the view value."""
-    tree, view = _tree_and_view(lens, source)
+    tree = lens.tree
+    view = tree.get(source)
     rows = []
-    for row in _live_rows(tree, source, (), ()):
+    for row in tree._live_rows(source, (), ()):
         view_value = _view_value(view, row.view) if row.view else ABSENT
         source_value = lookup(source, as_path(row.source)) if row.source else ABSENT
         shown_source = _show(source_value) if row.source else ""
@@ -75,37 +74,6 @@ def explain(lens: Lens, source: Any) -> Table:
             shown_source = "(absent: default)"
         rows.append((compact(row.view), _show(view_value), row.source, shown_source, row.primitive))
     return Table(("view", "value", "source", "source value", "lens"), tuple(rows))
-
-
-def _live_rows(lens: Lens, src: Any, vprefix: tuple, sprefix: tuple) -> Iterator[Row]:
-    """``describe`` rows, following only the union branches and spellings ``src`` uses."""
-    from ckptlens.lenses.combinators import At, Record
-    from ckptlens.lenses.structure import Spelling, Under, Union
-
-    if isinstance(lens, Record):
-        for part in lens.parts:
-            yield from _live_rows(part, src, vprefix, sprefix)
-    elif isinstance(lens, At):
-        yield from _live_rows(lens.inner, src, vprefix + lens.prefix, sprefix)
-    elif isinstance(lens, Under):
-        sub = src.get(lens.key) if isinstance(src, dict) else None
-        yield from _live_rows(lens.inner, sub or {}, vprefix, (*sprefix, lens.key))
-    elif isinstance(lens, Spelling):
-        name = lens.detect(src)
-        chosen = lens.spellings.get(name) if isinstance(name, str) else None
-        yield from _live_rows(chosen or next(iter(lens.spellings.values())), src, vprefix, sprefix)
-    elif isinstance(lens, Union):
-        tag = lens._choose(src)
-        if isinstance(tag, str) and tag in lens.branches:
-            yield from _live_rows(lens.branches[tag], src, (*vprefix, Member(tag)), sprefix)
-    else:
-        yield from lens._rows(vprefix, sprefix)
-
-
-def _tree_and_view(lens: Lens, source: Any) -> tuple[Lens, Any]:
-    if isinstance(lens, Compose) and getattr(lens.second, "iso", False):
-        return lens.first, lens.first.get(source)
-    return lens, lens.get(source)
 
 
 def _view_value(view: Any, dotted: str) -> Any:

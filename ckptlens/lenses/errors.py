@@ -81,10 +81,20 @@ class DefinitionError(LensError):
     side = "definition"
 
 
+_TABLE_BUILDERS: list[str] = []
+
+
+def table_builder(module_file: str) -> None:
+    """Lenses built in ``module_file`` (a table builder such as ``llama_block``) are reported
+    at the line that called into it: the format that declared them, not the shared builder."""
+    _TABLE_BUILDERS.append(os.path.abspath(module_file))
+
+
 def definition_site(skip: Sequence[str] = ()) -> str:
-    """file:line of the first caller outside the lens kernel (where a lens was declared)."""
+    """file:line of the first caller outside the lens kernel and the table builders (where a
+    lens was declared)."""
     frame = sys._getframe(1)
-    skipped = (_KERNEL_DIR, *skip)
+    skipped = (_KERNEL_DIR, *_TABLE_BUILDERS, *skip)
     while frame is not None:
         filename = os.path.abspath(frame.f_code.co_filename)
         if (

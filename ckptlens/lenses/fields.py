@@ -13,12 +13,12 @@ Relations between view fields are in ``relations``; the escape hatch is in ``cus
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from attrs import frozen
 
-from ckptlens.lenses.context import Deferred, ReadContext, ViewReader, WriteContext, _NotReady
+from ckptlens.lenses.context import Deferred, NotReady, ReadContext, ViewReader, WriteContext
 from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.errors import USER_ERRORS, definition_site
 from ckptlens.lenses.footprints import Claim, Footprint
@@ -26,6 +26,7 @@ from ckptlens.lenses.paths import (
     ABSENT,
     INVALID,
     Path,
+    Sentinel,
     as_path,
     dotted,
     equal_values,
@@ -39,12 +40,14 @@ from ckptlens.lenses.paths import (
 )
 from ckptlens.lenses.values import Bad, Json, ValueType
 
-REQUIRED: Any = ABSENT.__class__("REQUIRED")
-NOT_NULLABLE: Any = ABSENT.__class__("NOT_NULLABLE")
+REQUIRED: Final[Sentinel] = Sentinel("REQUIRED")
+"""The default of a field that has none: the key must be there."""
+NOT_NULLABLE: Final[Sentinel] = Sentinel("NOT_NULLABLE")
+"""The ``null_default`` of a field for which ``null`` is not a way to say the default."""
 
 
 @frozen
-class Derive:
+class ViewRule:
     """A value computed from other view fields, given as absolute view paths in ``reads``."""
 
     compute: Callable[[ViewReader], Any]
@@ -52,7 +55,7 @@ class Derive:
     text: str = ""
 
     def __repr__(self) -> str:
-        return f"Derive({self.text!r})" if self.text else "Derive(...)"
+        return f"ViewRule({self.text!r})" if self.text else "ViewRule(...)"
 
 
 @frozen(repr=False)
@@ -79,7 +82,7 @@ class Field(Lens):
         deps = [
             path
             for rule in (self.default, self.null_default)
-            if isinstance(rule, Derive)
+            if isinstance(rule, ViewRule)
             for path in rule.reads
         ]
         return Footprint(
@@ -176,7 +179,7 @@ class Field(Lens):
 
     def _unstated(self, rule: Any, path: Path) -> Any:
         """The view value for a key left unstated (absent, or null where null has a meaning)."""
-        if isinstance(rule, Derive):
+        if isinstance(rule, ViewRule):
             return Deferred(rule.compute, path, self)
         return json_copy(rule)
 
@@ -184,20 +187,20 @@ class Field(Lens):
         return self._equals(value, self.default, ctx)
 
     def _equals(self, value: Any, rule: Any, ctx: WriteContext) -> bool:
-        """Whether ``value`` is what ``rule`` (a constant or a ``Derive``) gives for this view."""
+        """Whether ``value`` is what ``rule`` (a constant or a ``ViewRule``) gives for this view."""
         if rule is REQUIRED or rule is NOT_NULLABLE:
             return False
-        if isinstance(rule, Derive):
+        if isinstance(rule, ViewRule):
             try:
                 rule = rule.compute(ViewReader(ctx.view_root))
-            except (_NotReady, *USER_ERRORS):
+            except (NotReady, *USER_ERRORS):
                 return False
         return equal_values(value, rule)
 
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
         if self.default is REQUIRED:
             default = ""
-        elif isinstance(self.default, Derive):
+        elif isinstance(self.default, ViewRule):
             default = f"= {self.default.text}" if self.default.text else "derived"
         else:
             default = repr(self.default)
@@ -209,6 +212,25 @@ class Field(Lens):
                 default,
                 self.type.describe(),
             )
+
+    def _examples(self, vat: Path) -> Any:
+        """The key absent, at its default (a derived one is filled in once the rest of the
+        source is drawn), off it, or ``null`` where that means the default."""
+        from hypothesis import strategies as st
+
+        from ckptlens.laws.strategies import EMPTY, SpellDerived, value_strategy
+
+        off = value_strategy(self.type).map(lambda value: {self.key: value})
+        if self.default is REQUIRED:
+            return off
+        if isinstance(self.default, ViewRule):
+            at_default = {self.key: SpellDerived(self, vat + self.views[0])}
+        else:
+            at_default = {self.key: self.type.write(self.default)}
+        options = [EMPTY, st.just(at_default), off]
+        if self.null_default is not NOT_NULLABLE:
+            options.append(st.just({self.key: None}))
+        return st.one_of(options)
 
 
 def field(
@@ -223,7 +245,7 @@ def field(
 ) -> Field:
     """Source key ``key`` shown at view path(s) ``view``.
 
-    ``default``: the view value when the key is absent (a constant or a ``Derive``); put
+    ``default``: the view value when the key is absent (a constant or a ``ViewRule``); put
     leaves the key absent if it was absent and the value is still the default, so presence
     round-trips. ``spell_default``: whether ``create`` writes the key at its default.
     ``null_default``: what a ``null`` value reads as, when null is not simply "no value"
@@ -288,6 +310,14 @@ class Constant(Lens):
 
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
         yield Row("", dotted((*sprefix, self.keys[0])), "constant", repr(self.value))
+
+    def _examples(self, vat: Path) -> Any:
+        from hypothesis import strategies as st
+
+        spellings = [{key: value} for key in self.keys for value in (self.value, *self.accept)]
+        if len(self.keys) > 1:
+            spellings.append(dict.fromkeys(self.keys, self.value))
+        return st.sampled_from(spellings if self.required else [{}, *spellings])
 
 
 def constant(
@@ -378,6 +408,16 @@ class Passthrough(Lens):
         keys = [dotted((*sprefix, key)) for key in self.keys]
         shown = ", ".join(keys[:4]) + (f", ... ({len(keys)} keys)" if len(keys) > 4 else "")
         yield Row("", shown, "passthrough", "", "kept verbatim, not in the view")
+
+    def _examples(self, vat: Path) -> Any:
+        from hypothesis import strategies as st
+
+        from ckptlens.laws.strategies import JSON_SCALARS
+
+        present = st.lists(st.sampled_from(self.keys), max_size=3, unique=True)
+        return present.flatmap(
+            lambda keys: st.fixed_dictionaries(dict.fromkeys(keys, JSON_SCALARS))
+        )
 
 
 def passthrough(*keys: str) -> Passthrough:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from typing import Any
+from typing import Any, Final
 
 from attrs import frozen
 
 
-class _Sentinel:
+class Sentinel:
+    """A marker value that never occurs in JSON data; falsy, compared by identity, and
+    pickled by name (so a sentinel survives a trip to a worker process)."""
+
     __slots__ = ("_name",)
 
     def __init__(self, name: str) -> None:
@@ -31,10 +34,10 @@ class _Sentinel:
         return False
 
 
-ABSENT: Any = _Sentinel("ABSENT")
+ABSENT: Final[Sentinel] = Sentinel("ABSENT")
 """A key that is not in the source (distinct from a key whose value is ``null``)."""
 
-INVALID: Any = _Sentinel("INVALID")
+INVALID: Final[Sentinel] = Sentinel("INVALID")
 """A value that failed to read; its violation is already recorded."""
 
 

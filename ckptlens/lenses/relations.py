@@ -9,10 +9,10 @@ from typing import Any
 import attrs
 from attrs import frozen
 
-from ckptlens.lenses.context import Deferred, ReadContext, ViewReader, WriteContext, _NotReady
+from ckptlens.lenses.context import Deferred, NotReady, ReadContext, ViewReader, WriteContext
 from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.errors import USER_ERRORS, definition_site
-from ckptlens.lenses.fields import Derive
+from ckptlens.lenses.fields import ViewRule
 from ckptlens.lenses.footprints import Claim, Footprint
 from ckptlens.lenses.paths import Path, as_path, dotted, equal_values, json_copy, lookup, nest
 
@@ -22,7 +22,7 @@ class Derived(Lens):
     """A view field computed from other view fields on get; put checks it still agrees."""
 
     view: Path
-    rule: Derive
+    rule: ViewRule
 
     def __repr__(self) -> str:
         return f"derived({dotted(self.view)!r}, {self.rule!r})"
@@ -38,7 +38,7 @@ class Derived(Lens):
         found = lookup(view, self.view)
         try:
             expected = self.rule.compute(ViewReader(ctx.view_root))
-        except (_NotReady, *USER_ERRORS):
+        except (NotReady, *USER_ERRORS):
             return new  # its inputs are invalid, and reported where they live
         if not equal_values(found, expected):
             ctx.fail(self, vat + self.view, f"{expected!r} ({self.rule.text})", found)
@@ -51,7 +51,7 @@ class Derived(Lens):
 def derived(
     view: str | Path, compute: Callable[[ViewReader], Any], reads: Sequence[str], text: str
 ) -> Derived:
-    return Derived(as_path(view), Derive(compute, tuple(reads), text), site=definition_site())
+    return Derived(as_path(view), ViewRule(compute, tuple(reads), text), site=definition_site())
 
 
 @frozen(repr=False)
@@ -59,7 +59,7 @@ class Constraint(Lens):
     """A relation between view fields that the format requires (``hidden_size`` divisible by
     the head count). Owns nothing; get reports a source that breaks it, put a view."""
 
-    rule: Derive
+    rule: ViewRule
 
     def __repr__(self) -> str:
         return f"constraint({self.rule.text!r})"
@@ -71,7 +71,7 @@ class Constraint(Lens):
     def _holds(self, view: Any) -> bool:
         try:
             return bool(self.rule.compute(ViewReader(view)))
-        except (_NotReady, *USER_ERRORS):
+        except (NotReady, *USER_ERRORS):
             return True  # its inputs are invalid, and reported where they live
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
@@ -98,7 +98,7 @@ def constraint(
     predicate: Callable[[ViewReader], bool], reads: Sequence[str], text: str
 ) -> Constraint:
     """The format requires ``predicate`` of the view fields ``reads`` (``text`` says what)."""
-    return Constraint(Derive(predicate, tuple(reads), text), site=definition_site())
+    return Constraint(ViewRule(predicate, tuple(reads), text), site=definition_site())
 
 
 @frozen(repr=False)
@@ -123,7 +123,7 @@ def mirror(view: str, of: str, text: str) -> Mirror:
     def compute(reader: Any) -> Any:
         return _copy_leaves(reader, source, reader(source))
 
-    return Mirror(as_path(view), Derive(compute, (source,), text), site=definition_site())
+    return Mirror(as_path(view), ViewRule(compute, (source,), text), site=definition_site())
 
 
 def _copy_leaves(reader: Any, at: Path, value: Any) -> Any:

@@ -4,7 +4,7 @@ and the final iso between the native dict and its attrs object."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import cattrs
@@ -26,6 +26,7 @@ from ckptlens.lenses.paths import (
     jsonpath,
     lookup,
 )
+from ckptlens.lenses.tracing import report, trace
 from ckptlens.lenses.values import Bad
 
 TAG = TAG_KEY
@@ -95,6 +96,24 @@ class Under(Lens):
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
         yield from self.inner._rows(vprefix, (*sprefix, self.key))
 
+    def _live_rows(self, src: Any, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        sub = src.get(self.key) if isinstance(src, dict) else None
+        yield from self.inner._live_rows(sub or {}, vprefix, (*sprefix, self.key))
+
+    def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+        sub = src.get(self.key) if isinstance(src, dict) else None
+        self.inner._strays(sub if isinstance(sub, dict) else {}, (*at, self.key), view, strays)
+
+    def _examples(self, vat: Path) -> Any:
+        from hypothesis import strategies as st
+
+        def wrap(sub: dict[str, Any]) -> Any:
+            if not sub and self.optional:
+                return st.sampled_from([{}, {self.key: None}, {self.key: {}}])
+            return st.just({self.key: sub})
+
+        return self.inner._examples(vat).flatmap(wrap)
+
 
 def under(key: str, *parts: Lens, optional: bool = False) -> Under:
     """Apply ``parts`` (a record if several) to the dict at source key ``key``."""
@@ -160,6 +179,47 @@ class Union(Lens):
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
         for tag, branch in self.branches.items():
             yield from branch._rows((*vprefix, Member(tag)), sprefix)
+
+    def _live_rows(self, src: Any, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        tag = self._choose(src)
+        if isinstance(tag, str) and tag in self.branches:
+            yield from self.branches[tag]._live_rows(src, (*vprefix, Member(tag)), sprefix)
+
+    def _view_claims(self, prefix: Path) -> list[tuple[Claim, Lens]]:
+        claims: list[tuple[Claim, Lens]] = [(Claim((*prefix, TAG)), self)]
+        for tag, branch in self.branches.items():
+            claims.extend(branch._view_claims((*prefix, Member(tag))))
+        return claims
+
+    def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+        choice_strays(self, self.choose, src, at, view, strays)
+
+    def _examples(self, vat: Path) -> Any:
+        return any_child_examples(self, vat)
+
+
+def choice_strays(
+    lens: Lens,
+    discriminator: Callable[[Any], Any],
+    src: Any,
+    at: Path,
+    view: Any,
+    strays: list[str],
+) -> None:
+    """Footprint honesty of a lens that picks one of its children: what its discriminator
+    reads must be declared, and each child answers for itself."""
+    log: set[Path] = set()
+    discriminator(trace(src, at, log))
+    report(lens, log, at, strays, "read")
+    for child in lens.children():
+        child._strays(src, at, view, strays)
+
+
+def any_child_examples(lens: Lens, vat: Path) -> Any:
+    """Source fragments of a lens that picks one of its children: any child's."""
+    from hypothesis import strategies as st
+
+    return st.one_of([child._examples(vat) for child in lens.children()])
 
 
 def claim_present(lens: Lens, src: Any, at: Path, ctx: ReadContext) -> None:
@@ -255,6 +315,21 @@ class Spelling(Lens):
             for row in lens._rows(vprefix, sprefix):
                 yield attrs.evolve(row, primitive=f"{row.primitive} [{name}]")
 
+    def _live_rows(self, src: Any, vprefix: Path, sprefix: Path) -> Iterator[Row]:
+        name = self.detect(src)
+        chosen = self.spellings.get(name) if isinstance(name, str) else None
+        yield from (chosen or next(iter(self.spellings.values())))._live_rows(src, vprefix, sprefix)
+
+    def _view_claims(self, prefix: Path) -> list[tuple[Claim, Lens]]:
+        # Every spelling shows the same view; count the fields once.
+        return next(iter(self.spellings.values()))._view_claims(prefix)
+
+    def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+        choice_strays(self, self.detect, src, at, view, strays)
+
+    def _examples(self, vat: Path) -> Any:
+        return any_child_examples(self, vat)
+
 
 _TOP_KEYS: dict[int, tuple[Lens, frozenset[str]]] = {}
 
@@ -325,6 +400,17 @@ class DictOf(Lens):
     def _rows(self, vprefix: Path, sprefix: Path) -> Iterator[Row]:
         yield from self.entry._rows((*vprefix, ANY_KEY), (*sprefix, ANY_KEY))
 
+    def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+        for name, sub in (src or {}).items():
+            self.entry._strays(sub, (*at, name), lookup(view, (name,)), strays)
+
+    def _examples(self, vat: Path) -> Any:
+        from hypothesis import strategies as st
+
+        entries = {name: self.entry._examples((*vat, name)) for name in ("a", "b", "c")}
+        names = st.lists(st.sampled_from(sorted(entries)), min_size=1, max_size=3, unique=True)
+        return names.flatmap(lambda chosen: st.fixed_dictionaries({n: entries[n] for n in chosen}))
+
 
 def dict_of(entry: Lens) -> DictOf:
     return DictOf(entry, site=definition_site())
@@ -336,7 +422,7 @@ class Structured(Lens):
 
     cls: type
     converter: cattrs.Converter = attrs.field(eq=False)
-    iso: bool = True
+    iso: ClassVar[bool] = True
 
     def __repr__(self) -> str:
         return f"structure({self.cls.__name__})"
@@ -344,6 +430,9 @@ class Structured(Lens):
     @cached_footprint
     def footprint(self) -> Footprint:
         return Footprint()
+
+    def _strays(self, src: Any, at: Path, view: Any, strays: list[str]) -> None:
+        return  # reads and writes no source key: its source is the view of the lens before
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         try:

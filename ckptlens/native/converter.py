@@ -15,9 +15,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
+from ckptlens.lenses.paths import TAG_KEY
 from ckptlens.native import config as schema
-
-TAG_KEY = "type"
 
 
 def _strict_int(value: Any, _: Any) -> int:
@@ -90,6 +89,8 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_factory(_has_tag, structure_tagged)
 
     for union, members in schema.UNION_MEMBERS.items():
+        if members == (union,):  # a one-member union is its class: the tagged hook serves it
+            continue
         converter.register_structure_hook(union, _union_hook(converter, members))
         converter.register_unstructure_hook(union, converter.unstructure)
     return converter

@@ -1,10 +1,12 @@
 """Tensor lenses, the conversion planner, and the streaming safetensors reader and writer.
 
+This is the generic machinery; the HF tensor names of each format are declared with the
+format (``ckptlens.formats.hf_weights``).
+
 Importing this package imports neither torch nor transformers (nor numpy): plans are data.
 """
 
 from ckptlens.weights.convert import DestinationError, Side, convert, convert_between
-from ckptlens.weights.hf_llama_family import detect_moe_layout, llama_family_weights
 from ckptlens.weights.lens import TensorMapping, WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
 from ckptlens.weights.safetensors_header import read_checkpoint, read_header
@@ -18,8 +20,6 @@ __all__ = [
     "build_plan",
     "convert",
     "convert_between",
-    "detect_moe_layout",
-    "llama_family_weights",
     "native_weights",
     "read_checkpoint",
     "read_header",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ckptlens.weights.safetensors_header import DTYPE_SIZES
+from ckptlens.dtypes import DTYPE_SIZES, RAW_TYPES
 from ckptlens.weights.writer import start_writeback
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ WORKERS = 1
 """Cast threads. One: a second one writing into the same shard made the conversion slower (it
 doubled the kernel's time in ``pwrite``); both cores are still used, the other by the main
 thread computing groups and by the kernel copies."""
-RAW = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 SCRATCH_BYTES = BLOCK_ELEMENTS * 16
 """Four blocks of 32-bit words: two temporaries of a fast kernel, one of F32 for the casts that
 go through F32 (see ``_through_f32``), one spare."""
@@ -241,7 +240,7 @@ def cast_array(array: np.ndarray, source: str, target: str) -> np.ndarray:
     if source == target:
         return array
     flat = np.ascontiguousarray(array).reshape(-1)
-    result = np.empty(flat.size, dtype=RAW[DTYPE_SIZES[target]])
+    result = np.empty(flat.size, dtype=RAW_TYPES[DTYPE_SIZES[target]])
     cast_into(flat, result, kernel(source, target))
     return result.reshape(array.shape)
 
@@ -310,9 +309,9 @@ class Streamer:
         descriptor, offset, length = source
         view = memoryview(read)[:length]
         _pread_all(descriptor, view, offset)
-        source_raw = read[:length].view(RAW[DTYPE_SIZES[dtypes[0]]])
+        source_raw = read[:length].view(RAW_TYPES[DTYPE_SIZES[dtypes[0]]])
         out_length = source_raw.size * DTYPE_SIZES[dtypes[1]]
-        target_raw = cast[:out_length].view(RAW[DTYPE_SIZES[dtypes[1]]])
+        target_raw = cast[:out_length].view(RAW_TYPES[DTYPE_SIZES[dtypes[1]]])
         _blocks(kernel(*dtypes), source_raw, target_raw, scratch)
         _pwrite_all(target[0], memoryview(cast)[:out_length], target[1])
         written(target[0], target[1], out_length)
@@ -364,7 +363,7 @@ def write_cast(outputs: OutputFiles, name: str, array: np.ndarray, dtypes: tuple
     scratch = np.empty(SCRATCH_BYTES, dtype=np.uint8)
     for start in range(0, flat.size, step):
         piece = flat[start : start + step]
-        cast = buffer[: piece.size * target].view(RAW[target])
+        cast = buffer[: piece.size * target].view(RAW_TYPES[target])
         _blocks(function, piece, cast, scratch)
         _pwrite_all(descriptor, memoryview(buffer)[: cast.nbytes], offset + start * target)
     start_writeback(descriptor, offset, nbytes)

@@ -12,18 +12,22 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
+from ckptlens.dtypes import BY_CODE, FLOAT_CODE_BY_SPELLING
 from ckptlens.lenses.errors import LensError, SourceError, Violation
-from ckptlens.native.checkpoint import FORMAT_NAME, model_from_native_config, native_config_dict
+from ckptlens.native.checkpoint import (
+    CONFIG_FILE,
+    FORMAT_NAME,
+    model_from_native_config,
+    native_config_dict,
+)
 from ckptlens.native.config import Model
-from ckptlens.weights.execute import execute
-from ckptlens.weights.hf_llama_family import OUTPUT, PER_EXPERT, detect_moe_layout
 from ckptlens.weights.lens import WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
-from ckptlens.weights.progress import ProgressLine
 from ckptlens.weights.safetensors_header import (
     INDEX_FILE,
     PICKLE_SUFFIXES,
@@ -34,20 +38,6 @@ from ckptlens.weights.safetensors_header import (
 from ckptlens.weights.writer import write_index, write_json
 
 NATIVE = "native"
-CONFIG = "config.json"
-DTYPES = {
-    "bfloat16": "BF16",
-    "bf16": "BF16",
-    "float16": "F16",
-    "fp16": "F16",
-    "half": "F16",
-    "float32": "F32",
-    "fp32": "F32",
-    "float": "F32",
-    "float64": "F64",
-    "fp64": "F64",
-}
-DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
 UNITS = {
     "": 1,
     "B": 1,
@@ -96,12 +86,12 @@ def convert(
     written.
     """
     src = os.fspath(src)
-    document = _read_json(os.path.join(src, CONFIG))
+    document = _read_json(os.path.join(src, CONFIG_FILE))
     code = _dtype_code(dtype)
     checkpoint = read_checkpoint(src)
-    detected = detect_moe_layout(checkpoint.tensors) or PER_EXPERT
-    source = _source_side(document, detected, OUTPUT in checkpoint.tensors)
-    target = _target_side(source, to, document, code, moe_layout or detected, generation)
+    source, detected = _source_side(document, checkpoint.tensors)
+    layout = moe_layout or detected.get("moe_layout")
+    target = _target_side(source, to, document, code, layout, generation)
     return convert_between(
         src,
         dst,
@@ -140,18 +130,20 @@ def convert_between(
     return plan
 
 
-def _source_side(document: dict[str, Any], layout: str, has_output: bool) -> Side:
+def _source_side(
+    document: dict[str, Any], tensor_names: Iterable[str]
+) -> tuple[Side, dict[str, Any]]:
+    """The source side, and the weight options its tensor names reveal (the format's own
+    declaration knows its expert layouts and output name; a native source reveals none)."""
     if document.get("format") == FORMAT_NAME:
         model = model_from_native_config(document)
-        return Side(NATIVE, native_weights(model), document)
+        return Side(NATIVE, native_weights(model), document), {}
     from ckptlens import formats
 
     fmt = formats.detect(document)
     model = fmt.lens.get(document)
-    options: dict[str, Any] = {"moe_layout": layout}
-    if has_output and model.tied_embeddings:
-        options["tied_output_on_disk"] = True
-    return Side(fmt.name, fmt.weights(model, **options), document)
+    options = fmt.weight_options(tensor_names)
+    return Side(fmt.name, fmt.weights(model, **options), document), options
 
 
 def _target_side(
@@ -159,7 +151,7 @@ def _target_side(
     to: str,
     document: dict[str, Any],
     code: str | None,
-    layout: str,
+    layout: str | None,
     generation: str = "v5",
 ) -> Side:
     model = _with_dtype(source.lens.model, code)
@@ -173,22 +165,27 @@ def _target_side(
         config = fmt.lens.put(model, document)
     else:
         config = fmt.lens.create(model, generation=generation)
-    return Side(fmt.name, fmt.weights(model, moe_layout=layout), config)
+    options = {} if layout is None else {"moe_layout": layout}
+    return Side(fmt.name, fmt.weights(model, **options), config)
 
 
 def _with_dtype(model: Model, code: str | None) -> Model:
     if code is None:
         return model
-    return attrs.evolve(model, metadata=attrs.evolve(model.metadata, dtype=DTYPE_NAMES[code]))
+    return attrs.evolve(model, metadata=attrs.evolve(model.metadata, dtype=BY_CODE[code].name))
 
 
 def _dtype_code(dtype: str | None) -> str | None:
     if dtype is None:
         return None
-    code = DTYPES.get(dtype.lower())
+    code = FLOAT_CODE_BY_SPELLING.get(dtype.lower())
     if code is None:
         raise SourceError(
-            [Violation("--dtype", f"one of {sorted(DTYPES)}", repr(dtype), "convert")]
+            [
+                Violation(
+                    "--dtype", f"one of {sorted(FLOAT_CODE_BY_SPELLING)}", repr(dtype), "convert"
+                )
+            ]
         )
     return code
 
@@ -245,6 +242,10 @@ def temporary_sibling(dst: str) -> str:
 def _write(
     plan: Plan, checkpoint: Checkpoint, config: dict[str, Any], dst: str, progress: bool
 ) -> None:
+    # imported here: it loads threads and ctypes, which importing a format must not pay for
+    from ckptlens.weights.execute import execute
+    from ckptlens.weights.progress import ProgressLine
+
     _remove_stale_temporaries(dst)
     staging = temporary_sibling(dst)
     os.mkdir(staging)
@@ -254,7 +255,7 @@ def _write(
         if reporter is not None:
             reporter.finish()
         write_index(staging, plan.shards)
-        write_json(os.path.join(staging, CONFIG), config)
+        write_json(os.path.join(staging, CONFIG_FILE), config)
         _copy_other_files(checkpoint, staging)
         _check_destination(dst)
         os.rename(staging, dst)
@@ -267,7 +268,12 @@ def _write(
 def _copy_other_files(checkpoint: Checkpoint, staging: str) -> None:
     """Tokenizer, generation config and the like travel with the weights; old weights and
     pickles do not (they would disagree with the converted tensors)."""
-    weights = {SINGLE_FILE, INDEX_FILE, CONFIG, *(os.path.basename(f) for f in checkpoint.files)}
+    weights = {
+        SINGLE_FILE,
+        INDEX_FILE,
+        CONFIG_FILE,
+        *(os.path.basename(f) for f in checkpoint.files),
+    }
     for name in sorted(os.listdir(checkpoint.directory)):
         if name in weights or name.endswith(PICKLE_SUFFIXES) or name.endswith(".safetensors"):
             continue

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ckptlens.dtypes import DTYPE_SIZES, RAW_TYPES
 from ckptlens.lenses.errors import SourceError, Violation
 from ckptlens.weights import casts
 from ckptlens.weights.ops import ShapeError
 from ckptlens.weights.plan import WRITE_QUEUE_DEPTH, Group, Plan
-from ckptlens.weights.safetensors_header import DTYPE_SIZES, TensorInfo
+from ckptlens.weights.safetensors_header import TensorInfo
 from ckptlens.weights.writer import OutputFiles, start_writeback
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ Progress = Callable[[int], None]
 SITE = "execute"
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 1024 * 1024
-RAW_TYPES = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 
 
 def read_tensor(info: TensorInfo, descriptors: dict[str, int]) -> np.ndarray:

@@ -15,11 +15,12 @@ from collections.abc import Iterator, Sequence
 
 from attrs import field, frozen
 
+from ckptlens.dtypes import DTYPE_SIZES, FLOAT_CODE_BY_NAME, FLOAT_CODES
 from ckptlens.lenses.errors import SourceError, Violation
 from ckptlens.weights import casts
 from ckptlens.weights.lens import TensorMapping, WeightLens
 from ckptlens.weights.ops import Chain, Shape, TensorOp
-from ckptlens.weights.safetensors_header import DTYPE_SIZES, FLOAT_DTYPES, Checkpoint, TensorInfo
+from ckptlens.weights.safetensors_header import Checkpoint, TensorInfo
 from ckptlens.weights.segments import Segment, group_moves
 from ckptlens.weights.writer import OutputTensor, ShardLayout, assign_shards
 
@@ -186,18 +187,17 @@ def _source_problems(checkpoint: Checkpoint, source: WeightLens) -> Iterator[Vio
 
 
 # The config's ``dtype`` names the floating dtype every weight is stored in.
-CONFIG_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "float64": "F64"}
 
 
 def _dtype_problems(checkpoint: Checkpoint, source: WeightLens) -> Iterator[Violation]:
     """One violation per floating dtype that disagrees with the config's, naming the tensors."""
     stated = source.model.metadata.dtype
-    code = CONFIG_DTYPES.get(stated or "")
+    code = FLOAT_CODE_BY_NAME.get(stated or "")
     if code is None:
         return  # no dtype stated, or one that says nothing about floating weights
     wrong: dict[str, list[str]] = {}
     for name, info in checkpoint.tensors.items():
-        if info.dtype in FLOAT_DTYPES and info.dtype != code:
+        if info.dtype in FLOAT_CODES and info.dtype != code:
             wrong.setdefault(info.dtype, []).append(name)
     for found, names in sorted(wrong.items()):
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -252,7 +252,7 @@ def _group(
             Violation(reads[0].name, "one dtype for tensors fused together", found, SITE)
         )
     source_dtype = reads[0].dtype
-    out_dtype = dtype if dtype is not None and source_dtype in FLOAT_DTYPES else source_dtype
+    out_dtype = dtype if dtype is not None and source_dtype in FLOAT_CODES else source_dtype
     native_shapes = lens.native_shapes()
     outputs = [
         OutputTensor(name, out_dtype, shape)

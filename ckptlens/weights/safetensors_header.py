@@ -19,28 +19,11 @@ from typing import Any
 
 from attrs import frozen
 
+from ckptlens.dtypes import DTYPE_SIZES
 from ckptlens.lenses.errors import SourceError, Violation
 
 Shape = tuple[int, ...]
 
-DTYPE_SIZES: dict[str, int] = {
-    "BOOL": 1,
-    "U8": 1,
-    "I8": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-    "I16": 2,
-    "U16": 2,
-    "F16": 2,
-    "BF16": 2,
-    "I32": 4,
-    "U32": 4,
-    "F32": 4,
-    "I64": 8,
-    "U64": 8,
-    "F64": 8,
-}
-FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
+from ckptlens.dtypes import DTYPE_SIZES
 from ckptlens.weights.lens import TensorMapping
 from ckptlens.weights.ops import (
     Chain,
@@ -29,7 +30,7 @@ from ckptlens.weights.ops import (
     TensorOp,
     Unstack,
 )
-from ckptlens.weights.safetensors_header import DTYPE_SIZES, TensorInfo
+from ckptlens.weights.safetensors_header import TensorInfo
 
 
 @frozen

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
-from ckptlens.weights.safetensors_header import DTYPE_SIZES, INDEX_FILE, SINGLE_FILE
+from ckptlens.dtypes import DTYPE_SIZES
+from ckptlens.weights.safetensors_header import INDEX_FILE, SINGLE_FILE
 
 if TYPE_CHECKING:
     import numpy as np

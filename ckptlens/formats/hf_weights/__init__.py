@@ -1,0 +1,46 @@
+"""HF tensor naming, one piece per native node type, assembled by each format module.
+
+A format module declares its weights next to its config table, for example::
+
+    WEIGHTS = hf.decoder("model.layers.{i}", mixer=hf.attention("self_attn"), mlp=hf.moe())
+    FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), weights=WEIGHTS)
+
+Pieces: ``norm`` (norms.py), ``attention`` (attention.py), ``mlp`` (mlp.py), ``moe`` in both
+expert layouts (moe.py), ``head`` and ``decoder`` (decoder.py). A new node type is one new
+piece module; a new format only picks pieces. Importing this package imports neither torch,
+numpy nor ``ckptlens.weights`` (loaded when a lens is first built).
+"""
+
+from ckptlens.formats.hf_weights.attention import AttentionWeights, attention
+from ckptlens.formats.hf_weights.decoder import (
+    BlockWeights,
+    DecoderWeights,
+    HeadWeights,
+    decoder,
+    head,
+)
+from ckptlens.formats.hf_weights.mlp import GatedMLPWeights, mlp
+from ckptlens.formats.hf_weights.moe import MoEWeights, moe
+from ckptlens.formats.hf_weights.norms import NormWeights, norm
+from ckptlens.formats.hf_weights.pieces import FUSED, MOE_LAYOUTS, PER_EXPERT, Options, Piece
+
+__all__ = [
+    "FUSED",
+    "MOE_LAYOUTS",
+    "PER_EXPERT",
+    "AttentionWeights",
+    "BlockWeights",
+    "DecoderWeights",
+    "GatedMLPWeights",
+    "HeadWeights",
+    "MoEWeights",
+    "NormWeights",
+    "Options",
+    "Piece",
+    "attention",
+    "decoder",
+    "head",
+    "mlp",
+    "moe",
+    "norm",
+]

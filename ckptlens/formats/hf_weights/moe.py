@@ -1,0 +1,91 @@
+"""HF names of a mixture of experts, in both on-disk layouts transformers has used.
+
+``per_expert`` (Mixtral checkpoints): ``{per_expert}.gate.weight`` and one ``w1``/``w2``/``w3``
+per expert. ``fused`` (transformers 5 in memory): ``{fused}.gate.weight`` and 3-D
+``experts.gate_up_proj``/``experts.down_proj``. Natively the experts are stacked on a leading
+dimension with gate then up in ``layer_1``. The piece also recognises its layout from a
+checkpoint's tensor names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+from attrs import frozen
+
+from ckptlens.formats.hf_weights.pieces import (
+    FUSED,
+    PER_EXPERT,
+    SITE,
+    Options,
+    join,
+    mapping,
+    rename,
+)
+from ckptlens.lenses.errors import Violation
+from ckptlens.native.config import MoE
+from ckptlens.native.nodes.mlp import EXPERTS, LAYER_1, LAYER_2, ROUTER
+
+if TYPE_CHECKING:
+    from ckptlens.weights.lens import TensorMapping
+
+
+@frozen
+class MoEWeights:
+    per_expert: str = "block_sparse_moe"
+    fused: str = "mlp"
+    router: str = "gate"
+    gate: str = "w1"
+    up: str = "w3"
+    down: str = "w2"
+    node_types: ClassVar[tuple[type, ...]] = (MoE,)
+
+    def mappings(
+        self, hf: str, native: str, node: MoE, options: Options
+    ) -> Iterator[TensorMapping]:
+        from ckptlens.weights.ops import Concat, Parallel, Stack, chain
+
+        router = f"{native}.{ROUTER}.weight"
+        layer_1, layer_2 = (f"{native}.{EXPERTS}.{layer}.weight" for layer in (LAYER_1, LAYER_2))
+        if options.moe_layout == FUSED:
+            hf = join(hf, self.fused)
+            yield rename(f"{hf}.{self.router}.weight", router)
+            yield rename(f"{hf}.experts.gate_up_proj", layer_1)
+            yield rename(f"{hf}.experts.down_proj", layer_2)
+            return
+        hf = join(hf, self.per_expert)
+        count, size = node.experts, node.expert.intermediate_size
+
+        def each(weight: str) -> tuple[str, ...]:
+            return tuple(f"{hf}.experts.{j}.{weight}.weight" for j in range(count))
+
+        stack_gate_up = chain(Parallel((Stack(count), Stack(count))), Concat(1, (size, size)))
+        yield rename(f"{hf}.{self.router}.weight", router)
+        yield mapping(each(self.gate) + each(self.up), (layer_1,), stack_gate_up)
+        yield mapping(each(self.down), (layer_2,), Stack(count))
+
+    def problems(self, path: str, node: MoE, options: Options) -> Iterator[Violation]:
+        if node.shared_expert is not None:
+            yield Violation(f"{path}.shared_expert", "None", "a shared expert", SITE)
+        if node.router.bias:
+            yield Violation(f"{path}.router.bias", "False", "True", SITE)
+        if node.expert.layer_1_bias or node.expert.layer_2_bias:
+            yield Violation(f"{path}.expert", "no expert biases", "biases", SITE)
+        if not node.expert.gated:
+            expected = f"True ({self.gate}/{self.up})"
+            yield Violation(f"{path}.expert.gated", expected, "False", SITE)
+
+    def detect_layout(self, tensor_names: Iterable[str]) -> str | None:
+        """Which layout a checkpoint uses, from its tensor names (``None``: no experts)."""
+        for name in tensor_names:
+            if f".{self.per_expert}.experts." in name:
+                return PER_EXPERT
+            if name.endswith(f".{self.fused}.experts.gate_up_proj"):
+                return FUSED
+        return None
+
+
+def moe(per_expert: str = "block_sparse_moe", fused: str = "mlp", **names: str) -> MoEWeights:
+    """An MoE under ``{parent}.{per_expert}`` or ``{parent}.{fused}``, by layout."""
+    return MoEWeights(per_expert, fused, **names)
