@@ -63,5 +63,12 @@ tree = hf_model(
 PHI3_WEIGHTS = hf.decoder(
     "model.layers.{i}", mixer=hf.fused_attention("self_attn"), mlp=hf.fused_mlp("mlp")
 )
-FORMAT = declare("phi3", tree, ("Phi3ForCausalLM",), weights=PHI3_WEIGHTS, peer="Phi3Config")
+FORMAT = declare(
+    "phi3",
+    tree,
+    ("Phi3ForCausalLM",),
+    weights=PHI3_WEIGHTS,
+    peer="Phi3Config",
+    peer_model="Phi3ForCausalLM",
+)
 lens = FORMAT.lens
