@@ -17,6 +17,7 @@ from ckptlens.formats import (
     mixtral,
     mtp_llama,
     qwen2,
+    qwen3,
 )
 from ckptlens.formats.base import Format
 from ckptlens.lenses import SourceError, Violation
@@ -27,6 +28,7 @@ FORMATS: Mapping[str, Format] = {
         llama.FORMAT,
         mistral.FORMAT,
         qwen2.FORMAT,
+        qwen3.FORMAT,
         mixtral.FORMAT,
         mtp_llama.FORMAT,
         diffusion_llama.FORMAT,
