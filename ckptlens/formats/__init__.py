@@ -16,6 +16,7 @@ from ckptlens.formats import (
     mistral,
     mixtral,
     mtp_llama,
+    olmo2,
     qwen2,
     qwen3,
 )
@@ -29,6 +30,7 @@ FORMATS: Mapping[str, Format] = {
         mistral.FORMAT,
         qwen2.FORMAT,
         qwen3.FORMAT,
+        olmo2.FORMAT,
         mixtral.FORMAT,
         mtp_llama.FORMAT,
         diffusion_llama.FORMAT,
