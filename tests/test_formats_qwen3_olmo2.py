@@ -16,7 +16,19 @@ from transformers import Olmo2Config, Qwen3Config
 
 from ckptlens import formats
 from ckptlens.lenses import LensError, same
+from ckptlens.native.config import (
+    MLP,
+    Attention,
+    Block,
+    DefaultRotary,
+    FixedDecoder,
+    Head,
+    Model,
+    NoRotary,
+    RMSNorm,
+)
 from ckptlens.weights.convert import convert
+from ckptlens.weights.ops import RotaryPermute
 from conftest import load_real_config
 from test_verify import HEAD_SIZE, HEADS, KV_HEADS, SIZES, check, edit_native, save_tiny_model
 from test_weights_models import assert_same_checkpoint_tensors
@@ -33,6 +45,30 @@ def qwen3_fp8() -> dict:
 
 def violations(view, target: str) -> set[str]:
     return {v.path for v in formats.get(target).lens.check_view(view)}
+
+
+# ---------------------------------------------------------------- the native q/k norm scope
+
+
+def test_whole_projection_norm_tensors_and_hf_names() -> None:
+    norm = RMSNorm(1e-6)
+    mixer = Attention(HEADS, KV_HEADS, HEAD_SIZE, DefaultRotary(1e4), query_key_norm=norm,
+                      query_key_norm_scope="projection")  # fmt: skip
+    tensors = dict(mixer.tensors("m", 32))
+    assert tensors["m.query_norm.weight"] == (HEADS * HEAD_SIZE,)
+    assert tensors["m.key_norm.weight"] == (KV_HEADS * HEAD_SIZE,)
+    model = Model(32, 7, FixedDecoder(Block(mixer, MLP(8), norm, False, True), 1), Head(norm))
+    by_native = formats.get("olmo2").weights(model).by_native()
+    key_norm = by_native["decoder.0.mixer.key_norm.weight"]
+    assert key_norm.external == ("model.layers.0.self_attn.k_norm.weight",)
+    assert key_norm.op == RotaryPermute(KV_HEADS, HEAD_SIZE)  # every head's rows reordered
+
+
+def test_a_scope_without_a_norm_is_refused() -> None:
+    with pytest.raises(ValueError, match="query_key_norm_scope"):
+        Attention(HEADS, KV_HEADS, HEAD_SIZE, NoRotary(), query_key_norm_scope="projection")
+    with pytest.raises(ValueError, match="query_key_norm_scope"):
+        Attention(HEADS, KV_HEADS, HEAD_SIZE, NoRotary(), query_key_norm_scope="heads")
 
 
 # ---------------------------------------------------------------- configs

@@ -250,6 +250,14 @@ def pre_norms_only(place: Place) -> Line:
     ]
 
 
+def post_norms_only(place: Place) -> Line:
+    """OLMo 2's placement: a norm on each sublayer's output, none on its input."""
+    return [
+        pinned(place.path("pre_norms"), False, "no norm on the sublayer inputs"),
+        pinned(place.path("post_norms"), True, "a norm on each sublayer's output only"),
+    ]
+
+
 # ---------------------------------------------------------------- the Llama block
 
 

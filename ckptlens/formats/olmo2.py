@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from ckptlens.formats import hf_weights as hf
 from ckptlens.formats.base import declare
-from ckptlens.formats.blocks import llama_block, no_mlp_biases, query_key_rms_norm
+from ckptlens.formats.blocks import (
+    llama_block,
+    no_mlp_biases,
+    post_norms_only,
+    query_key_rms_norm,
+)
 from ckptlens.formats.decoders import fixed_decoder
 from ckptlens.formats.hf import generic_keys, metadata
 from ckptlens.formats.llama import METADATA_DEFAULTS
-from ckptlens.formats.tables import Line, Place, hf_model
-from ckptlens.lenses import pinned
+from ckptlens.formats.tables import hf_model
 from ckptlens.native.nodes.attention import WHOLE_PROJECTION
 
 OLMO2_METADATA = {
@@ -23,14 +27,6 @@ OLMO2_METADATA = {
     "eos_token_id": 50279,
     "pad_token_id": 1,
 }
-
-
-def post_norms_only(place: Place) -> Line:
-    """OLMo 2's placement: a norm on each sublayer's output, none on its input."""
-    return [
-        pinned(place.path("pre_norms"), False, "no norm on the sublayer inputs"),
-        pinned(place.path("post_norms"), True, "post_attention/post_feedforward_layernorm"),
-    ]
 
 
 OLMO2_BLOCK = llama_block(
