@@ -108,6 +108,30 @@ def test_qwen2_window_keys_are_kept_exactly_as_written() -> None:
     assert fmt.lens.get(fmt.canonical(source)) == view
 
 
+# The keys and spellings of the published OLMo 2 7B config (written by transformers 4.47,
+# v4 rope spelling); not a verbatim copy, no OLMo 2 file is among the real configs.
+OLMO2_V4 = {
+    "architectures": ["Olmo2ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+    "bos_token_id": None, "eos_token_id": 100257, "hidden_act": "silu", "hidden_size": 4096,
+    "initializer_range": 0.02, "intermediate_size": 11008, "max_position_embeddings": 4096,
+    "model_type": "olmo2", "num_attention_heads": 32, "num_hidden_layers": 32,
+    "num_key_value_heads": 32, "pad_token_id": 100277, "rms_norm_eps": 1e-06,
+    "rope_scaling": None, "rope_theta": 500000, "tie_word_embeddings": False,
+    "torch_dtype": "float32", "transformers_version": "4.47.0.dev0", "use_cache": True,
+    "vocab_size": 100352,
+}  # fmt: skip
+
+
+def test_olmo2_v4_config_reads_exactly_and_as_transformers_does() -> None:
+    fmt = formats.detect(OLMO2_V4)
+    assert fmt.name == "olmo2" and fmt.lens.check_source(OLMO2_V4) == []
+    view = fmt.lens.get(OLMO2_V4)
+    assert view.decoder.block.mixer.head_size == 128  # hidden_size // heads: no head_dim key
+    assert view.decoder.block.mixer.query_key_norm.epsilon == 1e-6
+    assert same(fmt.lens.put(view, OLMO2_V4), OLMO2_V4)
+    assert fmt.lens.get(fmt.canonical(OLMO2_V4)) == view
+
+
 def test_unknown_keys_are_refused_by_name() -> None:
     for name, source in [("qwen3", load_real_config(QWEN3)), ("olmo2", {"model_type": "olmo2"})]:
         problems = formats.get(name).lens.check_source({**source, "qk_layernorm": True})
