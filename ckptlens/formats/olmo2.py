@@ -54,5 +54,12 @@ OLMO2_WEIGHTS = hf.decoder(
     post_norm_1=hf.norm("post_attention_layernorm"),
     post_norm_2=hf.norm("post_feedforward_layernorm"),
 )
-FORMAT = declare("olmo2", tree, ("Olmo2ForCausalLM",), weights=OLMO2_WEIGHTS, peer="Olmo2Config")
+FORMAT = declare(
+    "olmo2",
+    tree,
+    ("Olmo2ForCausalLM",),
+    weights=OLMO2_WEIGHTS,
+    peer="Olmo2Config",
+    peer_model="Olmo2ForCausalLM",
+)
 lens = FORMAT.lens

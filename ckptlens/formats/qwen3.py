@@ -33,5 +33,12 @@ tree = hf_model(
     defaults={"vocab_size": 151936},
 )
 # ``LLAMA_WEIGHTS``' attention piece names ``q_norm``/``k_norm`` wherever the node has them.
-FORMAT = declare("qwen3", tree, ("Qwen3ForCausalLM",), weights=LLAMA_WEIGHTS, peer="Qwen3Config")
+FORMAT = declare(
+    "qwen3",
+    tree,
+    ("Qwen3ForCausalLM",),
+    weights=LLAMA_WEIGHTS,
+    peer="Qwen3Config",
+    peer_model="Qwen3ForCausalLM",
+)
 lens = FORMAT.lens
