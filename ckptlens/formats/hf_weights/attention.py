@@ -1,5 +1,6 @@
-"""HF names of attention: separate q/k/v/o projections, half-split rotary rows, and (Qwen3)
-per-head ``q_norm``/``k_norm``. Natively keys and values are fused and rows interleaved."""
+"""HF names of attention: separate q/k/v/o projections, half-split rotary rows, and the
+query/key norms ``q_norm``/``k_norm`` (per head in Qwen3, over the projection in OLMo 2).
+Natively keys and values are fused and rows interleaved."""
 
 from __future__ import annotations
 
@@ -61,10 +62,15 @@ class AttentionWeights:
         for suffix in suffixes(node.dense_bias):
             yield rename(f"{hf}.{self.output}.{suffix}", f"{native}.{DENSE}.{suffix}")
         if node.query_key_norm is not None:
-            # one head's features, in the same rotary order as the rows they normalize
-            order = rotary_order(node, 1)
-            for name, native_name in [(self.query_norm, QUERY_NORM), (self.key_norm, KEY_NORM)]:
+            # one head's features (or the whole projection's), in the rows' rotary order
+            query_heads, key_heads = node.query_key_norm_heads
+            norms = [
+                (self.query_norm, QUERY_NORM, query_heads),
+                (self.key_norm, KEY_NORM, key_heads),
+            ]
+            for name, native_name, heads in norms:
                 external = (f"{hf}.{name}.weight",)
+                order = rotary_order(node, heads)
                 yield mapping(external, (f"{native}.{native_name}.weight",), order)
 
     def problems(self, path: str, node: Attention, options: Options) -> Iterator[Violation]:
