@@ -27,6 +27,7 @@ from ckptlens.lenses import (
     Nullable,
     Path,
     Str,
+    InverseSqrt,
     TokenIds,
     ValueType,
     as_path,
@@ -89,6 +90,11 @@ def _(value_type: Enum) -> st.SearchStrategy[Any]:
 @value_strategy.register
 def _(value_type: Nullable) -> st.SearchStrategy[Any]:
     return st.none() | value_strategy(value_type.inner)
+
+
+@value_strategy.register
+def _(value_type: InverseSqrt) -> st.SearchStrategy[Any]:
+    return st.sampled_from([1, 2, 64, 128, 144, 168, 256]) | st.integers(1, 100_000)
 
 
 @value_strategy.register

@@ -83,6 +83,7 @@ from ckptlens.lenses.values import (
     Json,
     Nullable,
     Str,
+    InverseSqrt,
     TokenIds,
     ValueType,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "Structured",
     "Style",
     "Table",
+    "InverseSqrt",
     "TokenIds",
     "Under",
     "Union",

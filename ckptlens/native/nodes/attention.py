@@ -41,7 +41,8 @@ class Attention:
     projection and the output (dense) projection each have their own bias switch.
     ``softmax_scale`` is ``None`` for the usual ``head_size ** -0.5``. ``query_key_norm`` is
     an RMSNorm applied per head to queries and keys before rotary (Qwen3), with its own
-    weights for queries and for keys; ``None`` for none.
+    weights for queries and for keys; ``None`` for none. ``logit_softcap`` C bounds the
+    scaled scores to ``C * tanh(s / C)`` before masking and softmax (Gemma 2); ``None``: none.
     """
 
     tag: ClassVar[str] = "attention"
@@ -58,6 +59,7 @@ class Attention:
     query_key_norm: RMSNorm | None = arch(
         default=None, validator=optional(one_of(RMSNorm, "RMSNorm"))
     )
+    logit_softcap: float | None = arch(default=None, validator=optional(positive_float))
 
     def __attrs_post_init__(self) -> None:
         if self.heads % self.kv_heads:
