@@ -73,12 +73,12 @@ def test_gemma2_round_trip_is_bit_identical(gemma2: tuple[Path, Path], tmp_path:
 
 
 def _blocks(config: dict[str, Any]) -> list[dict[str, Any]]:
-    decoder = config["model"]["decoder"] if "model" in config else config["decoder"]
+    decoder = _model(config)["decoder"]
     return list(decoder["blocks"].values()) if "blocks" in decoder else [decoder["block"]]
 
 
 def _model(config: dict[str, Any]) -> dict[str, Any]:
-    return config["model"] if "model" in config else config
+    return config.get("model", config)  # type: ignore[no-any-return]
 
 
 def plain_norms(config: dict[str, Any]) -> None:

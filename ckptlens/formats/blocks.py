@@ -14,7 +14,7 @@ from typing import Any
 
 from ckptlens.formats.hf import ACTIVATION, POSITIVE
 from ckptlens.formats.rope import rope
-from ckptlens.formats.tables import Block, Line, Piece, Place, flat
+from ckptlens.formats.tables import Block, Line, Piece, Place, flat, norm_scale_reason
 from ckptlens.lenses import (
     Bool,
     Lens,
@@ -214,14 +214,10 @@ def mixture_of_experts(*, expert: Piece, router: Mapping[str, Any], reason: str)
     return lines
 
 
-UNIT_OFFSET_REASON = "the norm scales by (1 + weight)"
-PLAIN_SCALE_REASON = "the norm scales by its weight"
-
-
 def rms_norm(*, unit_offset: bool = False) -> Piece:
     """The block's RMSNorm, scaling by ``weight`` or (``unit_offset``) ``1 + weight``; its
     epsilon is the model's one epsilon key (see ``Block``)."""
-    reason = UNIT_OFFSET_REASON if unit_offset else PLAIN_SCALE_REASON
+    reason = norm_scale_reason(unit_offset)
 
     def lines(place: Place) -> Line:
         norm = place.path("normalization")
@@ -231,6 +227,9 @@ def rms_norm(*, unit_offset: bool = False) -> Piece:
         ]
 
     return lines
+
+
+RMS_NORM = rms_norm()
 
 
 def pre_norms_only(place: Place) -> Line:
@@ -250,7 +249,7 @@ def llama_lines(
     mlp: Piece | None = None,
     mlp_biases: SubPiece = mlp_bias_key,
     norm_placement: Piece = pre_norms_only,
-    norm: Piece = rms_norm(),
+    norm: Piece = RMS_NORM,
     **attention: Any,
 ) -> list[Lens]:
     """Llama's decoder block at ``place``: attention (``attention`` are the keyword options of

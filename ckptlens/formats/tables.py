@@ -40,6 +40,11 @@ FINAL_NORM = "head.final_norm.<rms_norm>"
 FINAL_EPSILON = f"{FINAL_NORM}.epsilon"
 
 
+def norm_scale_reason(unit_offset: bool) -> str:
+    """Why an RMSNorm's ``unit_offset`` is pinned: the one thing the format's code does."""
+    return "the norm scales by (1 + weight)" if unit_offset else "the norm scales by its weight"
+
+
 def flat(*lines: Line) -> list[Lens]:
     """The lenses of ``lines`` in order (a line is a lens or a list of them)."""
     parts: list[Lens] = []
@@ -151,10 +156,9 @@ def rms_head(
         heads = prediction_heads or pinned("head.prediction_heads", 1, "one output head")
         cap = softcap or pinned("head.logit_softcap", None, "no final logit soft-capping")
         epsilon = [*decoder.shared_epsilons, FINAL_EPSILON]
-        offset = "the norm scales by (1 + weight)" if unit_offset else "the norm scales by weight"
         return [
             tag("head.final_norm", "rms_norm"),
-            pinned(f"{FINAL_NORM}.unit_offset", unit_offset, offset),
+            pinned(f"{FINAL_NORM}.unit_offset", unit_offset, norm_scale_reason(unit_offset)),
             field(epsilon, epsilon_key, EPSILON, default=1e-6),
             *flat(heads),
             *flat(cap),
@@ -176,7 +180,8 @@ def hf_model(
 ) -> Lens:
     """The model table of an HF causal LM: identity, embedding sizes, ``decoder``, ``head``
     (default ``rms_head()``), ``metadata`` and ``extra`` (the format's keys that are not model
-    fields); ``scale_embeddings`` (default: pinned off) says whether embeddings are scaled. ``defaults`` change field defaults by HF key, block fields of a fixed decoder
+    fields); ``scale_embeddings`` (default: pinned off) says whether embeddings are scaled.
+    ``defaults`` change field defaults by HF key, block fields of a fixed decoder
     included."""
     lenses = flat(
         identity(model_type, architectures),
