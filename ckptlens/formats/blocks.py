@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ckptlens.formats.hf import ACTIVATION, POSITIVE
+from ckptlens.formats.hf import ACTIVATION, COUNT, POSITIVE
 from ckptlens.formats.rope import rope
 from ckptlens.formats.tables import Block, Line, Piece, Place, flat, norm_scale_reason
 from ckptlens.lenses import (
@@ -204,7 +204,7 @@ def mixture_of_experts(*, expert: Piece, router: Mapping[str, Any], reason: str)
         moe = place.path("mlp.<moe>")
         return flat(
             tag(place.path("mlp"), "moe"),
-            field(f"{moe}.experts", "num_local_experts", POSITIVE, default=8),
+            field(f"{moe}.experts", "num_local_experts", COUNT, default=8),
             field(f"{moe}.experts_per_token", "num_experts_per_tok", POSITIVE, default=2),
             pinned(f"{moe}.router", dict(router), reason),
             pinned(f"{moe}.shared_expert", None, "no shared expert"),

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 from attrs import frozen
 
+from ckptlens.native.bounds import count
 from ckptlens.native.nodes.decoders import Decoder, block_prefix
 from ckptlens.native.nodes.fields import (
     Tensors,
@@ -47,7 +48,7 @@ class Head:
     """
 
     final_norm: Normalization = arch()
-    prediction_heads: int = arch(default=1, validator=positive_int)
+    prediction_heads: int = arch(default=1, validator=count)
     logit_softcap: float | None = arch(default=None, validator=optional(positive_float))
 
 
