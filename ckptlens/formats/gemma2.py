@@ -79,7 +79,9 @@ GEMMA_HEAD = rms_head(
 GEMMA_EXTRA: Line = [
     # ``hidden_act``: stored by the config class, read by no Gemma 2 module (see above).
     # ``cache_implementation``: a generation default ("hybrid") of the published configs.
-    generic_keys("hidden_act", "cache_implementation"),
+    # ``sliding_window_size``: an early spelling beside ``sliding_window`` in published 9b/27b
+    # configs that transformers 5.24 stores and never reads (``sliding_window`` decides).
+    generic_keys("hidden_act", "cache_implementation", "sliding_window_size"),
     # Bidirectional attention is Gemma's encoder use; this format is the causal LM.
     constant("use_bidirectional_attention", None, accept=[False]),
 ]
