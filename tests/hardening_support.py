@@ -34,11 +34,11 @@ def tiny_view(name: str) -> Model:
         metadata = attrs.evolve(metadata, mask_token_id=47, use_cache=False)
     model = attrs.evolve(model, metadata=metadata)
     if name == "gemma2":
-        return _gemma(attrs.evolve(model, decoder=attrs.evolve(model.decoder, block=block)))
+        return gemma_view(attrs.evolve(model, decoder=attrs.evolve(model.decoder, block=block)))
     return attrs.evolve(model, decoder=attrs.evolve(model.decoder, block=block))
 
 
-def _gemma(model: Model) -> Model:
+def gemma_view(model: Model) -> Model:
     """Gemma 2's (1 + weight) norms on both sides of each sublayer, its softmax scale and
     scaled embeddings (one layer, global)."""
     norm = attrs.evolve(model.head.final_norm, unit_offset=True)
