@@ -105,6 +105,11 @@ GEMMA2_WEIGHTS = hf.decoder(
     post_norm_2=hf.norm("post_feedforward_layernorm"),
 )
 FORMAT = declare(
-    "gemma2", tree, ("Gemma2ForCausalLM",), weights=GEMMA2_WEIGHTS, peer="Gemma2Config"
+    "gemma2",
+    tree,
+    ("Gemma2ForCausalLM",),
+    weights=GEMMA2_WEIGHTS,
+    peer="Gemma2Config",
+    peer_model="Gemma2ForCausalLM",
 )
 lens = FORMAT.lens
