@@ -48,7 +48,25 @@ def tiny_view(name: str) -> Model:
         metadata = attrs.evolve(metadata, output_router_logits=False, **ROUTER_METADATA)
     if name == "dream":
         metadata = attrs.evolve(metadata, mask_token_id=47, use_cache=False)
-    return attrs.evolve(model, decoder=attrs.evolve(model.decoder, block=block), metadata=metadata)
+    model = attrs.evolve(model, metadata=metadata)
+    if name == "gemma2":
+        return gemma_view(attrs.evolve(model, decoder=attrs.evolve(model.decoder, block=block)))
+    return attrs.evolve(model, decoder=attrs.evolve(model.decoder, block=block))
+
+
+def gemma_view(model: Model) -> Model:
+    """Gemma 2's (1 + weight) norms on both sides of each sublayer, its softmax scale and
+    scaled embeddings (one layer, global)."""
+    norm = attrs.evolve(model.head.final_norm, unit_offset=True)
+    block = model.decoder.block
+    mixer = attrs.evolve(block.mixer, softmax_scale=block.mixer.head_size**-0.5)
+    block = attrs.evolve(block, mixer=mixer, normalization=norm, post_norms=True)
+    return attrs.evolve(
+        model,
+        decoder=attrs.evolve(model.decoder, block=block),
+        head=attrs.evolve(model.head, final_norm=norm),
+        scale_embeddings=True,
+    )
 
 
 @functools.cache

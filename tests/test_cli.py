@@ -22,9 +22,9 @@ def test_describe_prints_the_mapping_table(name: str, capsys: pytest.CaptureFixt
 
 
 def test_describe_an_unknown_format_names_the_supported_ones(capsys: pytest.CaptureFixture) -> None:
-    assert main(["describe", "gemma2"]) == 2
+    assert main(["describe", "gemma3"]) == 2
     err = capsys.readouterr().err
-    assert "gemma2" in err and "llama" in err and "mixtral" in err
+    assert "gemma3" in err and "llama" in err and "mixtral" in err
 
 
 def test_explain_detects_and_shows_values(capsys: pytest.CaptureFixture) -> None:
@@ -35,9 +35,20 @@ def test_explain_detects_and_shows_values(capsys: pytest.CaptureFixture) -> None
     assert "sliding_window" in out and "4096" in out
 
 
-def test_explain_an_unsupported_config_fails_cleanly(capsys: pytest.CaptureFixture) -> None:
-    assert main(["explain", str(OWN_REAL_CONFIGS / "google__gemma-2-2b.json")]) == 2
-    assert "gemma2" in capsys.readouterr().err
+def test_explain_an_unsupported_config_fails_cleanly(
+    capsys: pytest.CaptureFixture, tmp_path
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "mamba", "architectures": ["MambaForCausalLM"]}))
+    assert main(["explain", str(config)]) == 2
+    assert "mamba" in capsys.readouterr().err
+
+
+def test_explain_reads_gemma2(capsys: pytest.CaptureFixture) -> None:
+    assert main(["explain", str(OWN_REAL_CONFIGS / "google__gemma-2-2b.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(": gemma2")
+    assert "query_pre_attn_scalar" in out and "final_logit_softcapping" in out
 
 
 def test_check_runs_the_laws(capsys: pytest.CaptureFixture) -> None:

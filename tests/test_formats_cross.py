@@ -113,3 +113,23 @@ def _causal(decoder):
     return attrs.evolve(
         decoder, block=attrs.evolve(block, mixer=attrs.evolve(block.mixer, causal=True))
     )
+
+
+def test_gemma2_and_llama_refuse_each_others_features() -> None:
+    gemma = formats.get("gemma2").lens.get(real("google__gemma-2-2b.json"))
+    into_llama = set(violations(gemma, "llama"))
+    pattern = "$.decoder.blocks"
+    assert "$.decoder.type" in into_llama  # alternating sliding/global layers
+    gemma_only = {
+        "$.scale_embeddings",
+        "$.head.logit_softcap",
+        "$.head.final_norm.unit_offset",
+    }
+    assert gemma_only <= into_llama, into_llama
+    llama = formats.get("llama").lens.get(real("meta-llama__Llama-2-7b-hf.json"))
+    into_gemma = violations(llama, "gemma2")
+    # No final soft-cap is a Gemma 2 view too (``final_logit_softcapping: null``).
+    assert gemma_only - {"$.head.logit_softcap"} <= set(into_gemma), into_gemma
+    for field in ("post_norms", "normalization.unit_offset", "mixer.softmax_scale"):
+        assert f"$.decoder.block.{field}" in into_gemma, (field, into_gemma)
+    assert not any(path.startswith(pattern) for path in into_llama)

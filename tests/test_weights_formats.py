@@ -11,7 +11,7 @@ from ckptlens.demo import main as demo_main
 from ckptlens.demo import same_tensors, tiny_llama, write_hf_checkpoint
 from ckptlens.native.config import MLP, Head, Metadata, MoE
 from ckptlens.weights import convert
-from hardening_support import with_norms_of
+from hardening_support import gemma_view, with_norms_of
 
 
 def model_for(format_name: str):
@@ -40,7 +40,8 @@ def model_for(format_name: str):
     if format_name in ("diffusion_llama", "dream"):
         model = attrs.evolve(model, metadata=attrs.evolve(model.metadata, mask_token_id=3))
     head = Head(model.head.final_norm, 3) if format_name == "mtp_llama" else model.head
-    return attrs.evolve(model, decoder=attrs.evolve(model.decoder, block=block), head=head)
+    model = attrs.evolve(model, decoder=attrs.evolve(model.decoder, block=block), head=head)
+    return gemma_view(model) if format_name == "gemma2" else model
 
 
 @pytest.mark.parametrize("format_name", formats.names())

@@ -12,6 +12,7 @@ from typing import Any
 from ckptlens.formats import (
     diffusion_llama,
     dream,
+    gemma2,
     llama,
     mistral,
     mixtral,
@@ -37,6 +38,7 @@ FORMATS: Mapping[str, Format] = {
         mtp_llama.FORMAT,
         diffusion_llama.FORMAT,
         dream.FORMAT,
+        gemma2.FORMAT,
     )
 }
 

@@ -14,7 +14,15 @@ from typing import Any
 
 from ckptlens.formats.hf import ACTIVATION, COUNT, POSITIVE
 from ckptlens.formats.rope import rope
-from ckptlens.formats.tables import FINAL_EPSILON, Block, Line, Piece, Place, flat
+from ckptlens.formats.tables import (
+    FINAL_EPSILON,
+    Block,
+    Line,
+    Piece,
+    Place,
+    flat,
+    norm_scale_reason,
+)
 from ckptlens.lenses import (
     Bool,
     Lens,
@@ -134,7 +142,11 @@ def query_key_rms_norm(scope: str, reason: str) -> SubPiece:
         return [
             derived(
                 f"{mixer}.query_key_norm",
-                lambda view: {"type": "rms_norm", "epsilon": view(FINAL_EPSILON)},
+                lambda view: {
+                    "type": "rms_norm",
+                    "epsilon": view(FINAL_EPSILON),
+                    "unit_offset": False,
+                },
                 [FINAL_EPSILON],
                 "an RMSNorm with rms_norm_eps",
             ),
@@ -146,6 +158,8 @@ def query_key_rms_norm(scope: str, reason: str) -> SubPiece:
 
 PER_HEAD_QUERY_KEY_NORM = query_key_rms_norm(PER_HEAD, "q_norm and k_norm are head_dim wide")
 """Qwen3's q/k norm (``Qwen3RMSNorm(head_dim)``), also Qwen3-MoE's."""
+NO_SOFTCAP = pin("logit_softcap", None, "no attention logit soft-capping")
+HEAD_DIM_SCALE = pin("softmax_scale", None, "scale is head_dim ** -0.5")
 
 
 def sliding_window(default: int | None, key: str = "sliding_window") -> SubPiece:
@@ -162,6 +176,8 @@ def attention_lines(
     window: SubPiece = NO_WINDOW,
     rotary: SubPiece = rope,
     query_key_norm: SubPiece = NO_QUERY_KEY_NORM,
+    scale: SubPiece = HEAD_DIM_SCALE,
+    softcap: SubPiece = NO_SOFTCAP,
 ) -> list[Lens]:
     """Llama's grouped-query attention as the block at ``place``'s mixer; ``rotary`` gets the
     view path of the rotary field."""
@@ -181,7 +197,8 @@ def attention_lines(
         biases(mixer),
         causal(mixer),
         window(mixer),
-        pinned(f"{mixer}.softmax_scale", None, "scale is head_dim ** -0.5"),
+        scale(mixer),
+        softcap(mixer),
         query_key_norm(mixer),
         rotary(f"{mixer}.rotary"),
     )
@@ -202,9 +219,15 @@ def no_mlp_biases(reason: str = "no MLP biases in this format") -> SubPiece:
 
 
 def dense_mlp(
-    *, at: str = "mlp", biases: SubPiece = mlp_bias_key, gated: str = "gate_proj is always there"
+    *,
+    at: str = "mlp",
+    biases: SubPiece = mlp_bias_key,
+    gated: str = "gate_proj is always there",
+    activation_key: str = "hidden_act",
+    activation_default: str = "silu",
 ) -> Piece:
-    """The gated MLP at node ``at`` of the block (``expert`` inside a mixture)."""
+    """The gated MLP at node ``at`` of the block (``expert`` inside a mixture); its activation
+    is read from ``activation_key``."""
 
     def lines(place: Place) -> Line:
         mlp = place.path(f"{at}.<mlp>")
@@ -212,7 +235,7 @@ def dense_mlp(
             tag(place.path(at), "mlp"),
             field(f"{mlp}.intermediate_size", "intermediate_size", POSITIVE, default=11008),
             pinned(f"{mlp}.gated", True, gated),
-            field(f"{mlp}.activation", "hidden_act", ACTIVATION, default="silu"),
+            field(f"{mlp}.activation", activation_key, ACTIVATION, default=activation_default),
             biases(mlp),
         )
 
@@ -237,9 +260,22 @@ def mixture_of_experts(*, expert: Piece, router: Mapping[str, Any], reason: str)
     return lines
 
 
-def rms_norm(place: Place) -> Line:
-    """The block's RMSNorm; its epsilon is the model's one epsilon key (see ``Block``)."""
-    return tag(place.path("normalization"), "rms_norm")
+def rms_norm(*, unit_offset: bool = False) -> Piece:
+    """The block's RMSNorm, scaling by ``weight`` or (``unit_offset``) ``1 + weight``; its
+    epsilon is the model's one epsilon key (see ``Block``)."""
+    reason = norm_scale_reason(unit_offset)
+
+    def lines(place: Place) -> Line:
+        norm = place.path("normalization")
+        return [
+            tag(norm, "rms_norm"),
+            pinned(f"{norm}.<rms_norm>.unit_offset", unit_offset, reason),
+        ]
+
+    return lines
+
+
+RMS_NORM = rms_norm()
 
 
 def pre_norms_only(place: Place) -> Line:
@@ -267,21 +303,28 @@ def llama_lines(
     mlp: Piece | None = None,
     mlp_biases: SubPiece = mlp_bias_key,
     norm_placement: Piece = pre_norms_only,
+    norm: Piece = RMS_NORM,
     **attention: Any,
 ) -> list[Lens]:
     """Llama's decoder block at ``place``: attention (``attention`` are the keyword options of
     ``attention_lines``), a gated MLP with the bias line ``mlp_biases`` (or another
     feed-forward piece ``mlp``, e.g. a mixture of experts), an RMSNorm placed by
-    ``norm_placement``."""
+    ``norm_placement`` (``norm``: plain or ``(1 + weight)`` scale)."""
     return flat(
         attention_lines(place, **attention),
         (mlp or dense_mlp(biases=mlp_biases))(place),
-        rms_norm(place),
+        norm(place),
         norm_placement(place),
     )
 
 
-def llama_block(*, defaults: Mapping[str, Any] | None = None, **options: Any) -> Block:
-    """The Llama block table with ``options`` (see ``llama_lines``) and field ``defaults`` by
-    HF key: ``llama_block(biases=qkv_only_biases, head_dim_key=None)``."""
-    return Block(llama_lines, options, dict(defaults or {}))
+def llama_block(
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    not_null: tuple[str, ...] = (),
+    **options: Any,
+) -> Block:
+    """The Llama block table with ``options`` (see ``llama_lines``), field ``defaults`` by HF
+    key, and the keys whose ``null`` is refused (``not_null``):
+    ``llama_block(biases=qkv_only_biases, head_dim_key=None)``."""
+    return Block(llama_lines, options, dict(defaults or {}), not_null=not_null)

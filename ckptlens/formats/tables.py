@@ -18,7 +18,17 @@ import attrs
 from attrs import frozen
 
 from ckptlens.formats.hf import EPSILON, POSITIVE, identity
-from ckptlens.lenses import Bool, Field, Lens, field, pinned, record, table_builder, tag
+from ckptlens.lenses import (
+    NOT_NULLABLE,
+    Bool,
+    Field,
+    Lens,
+    field,
+    pinned,
+    record,
+    table_builder,
+    tag,
+)
 
 # Lenses built here report the site of the format that called the builder.
 table_builder(__file__)
@@ -28,6 +38,11 @@ Line = Lens | list[Lens]
 
 FINAL_NORM = "head.final_norm.<rms_norm>"
 FINAL_EPSILON = f"{FINAL_NORM}.epsilon"
+
+
+def norm_scale_reason(unit_offset: bool) -> str:
+    """Why an RMSNorm's ``unit_offset`` is pinned: the one thing the format's code does."""
+    return "the norm scales by (1 + weight)" if unit_offset else "the norm scales by its weight"
 
 
 def flat(*lines: Line) -> list[Lens]:
@@ -91,6 +106,8 @@ class Block:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     defaults: Mapping[str, Any] = attrs.field(factory=dict)
     epsilons: tuple[str, ...] = ("normalization.<rms_norm>.epsilon",)
+    # HF keys whose ``null`` the config class refuses (typed ``int``, not ``int | None``).
+    not_null: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         # Built once here, so a misspelt option or default key fails where the block is
@@ -98,8 +115,13 @@ class Block:
         self.lines(Place.absolute("block"))
 
     def lines(self, place: Place) -> list[Lens]:
-        lenses = flat(self.build(place, **self.options))
-        return with_defaults(lenses, self.defaults, "this block")
+        lenses = with_defaults(flat(self.build(place, **self.options)), self.defaults, "this block")
+        return [
+            attrs.evolve(lens, null_default=NOT_NULLABLE)
+            if isinstance(lens, Field) and lens.key in self.not_null
+            else lens
+            for lens in lenses
+        ]
 
     def but(self, **options: Any) -> Block:
         """This block with the keyword options ``options`` replaced."""
@@ -119,17 +141,27 @@ class Decoder:
 Head = Callable[[Decoder], Line]
 
 
-def rms_head(*, epsilon_key: str = "rms_norm_eps", prediction_heads: Line | None = None) -> Head:
-    """The final RMSNorm, whose epsilon key also sets the blocks' norms, and one output head
-    (or the ``prediction_heads`` line of a multi-token-prediction format)."""
+def rms_head(
+    *,
+    epsilon_key: str = "rms_norm_eps",
+    prediction_heads: Line | None = None,
+    unit_offset: bool = False,
+    softcap: Line | None = None,
+) -> Head:
+    """The final RMSNorm (scaling by ``1 + weight`` when ``unit_offset``), whose epsilon key
+    also sets the blocks' norms, and one output head (or the ``prediction_heads`` line of a
+    multi-token-prediction format); ``softcap`` is the line of the final logit soft-cap."""
 
     def lines(decoder: Decoder) -> Line:
         heads = prediction_heads or pinned("head.prediction_heads", 1, "one output head")
+        cap = softcap or pinned("head.logit_softcap", None, "no final logit soft-capping")
         epsilon = [*decoder.shared_epsilons, FINAL_EPSILON]
         return [
             tag("head.final_norm", "rms_norm"),
+            pinned(f"{FINAL_NORM}.unit_offset", unit_offset, norm_scale_reason(unit_offset)),
             field(epsilon, epsilon_key, EPSILON, default=1e-6),
             *flat(heads),
+            *flat(cap),
         ]
 
     return lines
@@ -143,17 +175,20 @@ def hf_model(
     metadata: Line,
     extra: Line,
     head: Head | None = None,
+    scale_embeddings: Line | None = None,
     defaults: Mapping[str, Any] | None = None,
 ) -> Lens:
     """The model table of an HF causal LM: identity, embedding sizes, ``decoder``, ``head``
     (default ``rms_head()``), ``metadata`` and ``extra`` (the format's keys that are not model
-    fields). ``defaults`` change field defaults by HF key, block fields of a fixed decoder
+    fields); ``scale_embeddings`` (default: pinned off) says whether embeddings are scaled.
+    ``defaults`` change field defaults by HF key, block fields of a fixed decoder
     included."""
     lenses = flat(
         identity(model_type, architectures),
         field("hidden_size", "hidden_size", POSITIVE, default=4096),
         field("vocab_size", "vocab_size", POSITIVE, default=32000),
         field("tied_embeddings", "tie_word_embeddings", Bool(), default=False),
+        scale_embeddings or pinned("scale_embeddings", False, "embeddings are not scaled"),
         list(decoder.lines),
         (head or rms_head())(decoder),
         metadata,

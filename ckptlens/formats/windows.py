@@ -10,7 +10,7 @@ the fewest key changes, keeping values that have no effect (inert presentation).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from attrs import frozen
@@ -119,15 +119,6 @@ def read_layout(src: Any) -> Layout:
     return Layout(kinds, window)
 
 
-def layout_kind(src: Any) -> str:
-    """The decoder union's discriminator: ``pattern`` when layers differ."""
-    try:
-        kinds = set(read_layout(src).kinds) if isinstance(src, dict) else set()
-    except Problem:
-        return "fixed"  # the fixed branch's layout lens reports the problem
-    return "pattern" if len(kinds) > 1 else "fixed"
-
-
 def fresh_keys(layout: Layout) -> dict[str, Any]:
     """The five keys as ``Qwen2Config.to_dict()`` writes them."""
     sliding = layout.window is not None
@@ -183,37 +174,81 @@ def _window_at(view: Any, block: str) -> Any:
     return lookup(view, as_path(f"{block}.{ATTENTION}.window"))
 
 
-def _fixed_view(src: Any) -> dict[str, Any]:
-    layout = read_layout(src)
-    window = layout.window if "sliding" in layout.kinds else None
-    return {"num_blocks": len(layout.kinds), "block": {"mixer": {"window": window}}}
+@frozen
+class Rules:
+    """How one format's keys say its layout: ``read`` (source to ``Layout``, raising
+    ``Problem``), ``write`` (``Layout`` and the old source to the keys to set), the keys it
+    owns and a strategy of sources for the laws."""
 
+    read: Callable[[Any], Layout]
+    write: Callable[[Layout, Any], dict[str, Any]]
+    keys: tuple[str, ...]
+    examples: Callable[[], Any]
 
-def _fixed_write(view: Any, old: Any) -> dict[str, Any]:
-    window = _window_at(view, "block")
-    kind = "full" if window is None else "sliding"
-    return write_layout(Layout((kind,) * view["num_blocks"], window), old)
+    def kind(self, src: Any) -> str:
+        """The decoder union's discriminator: ``pattern`` when layers differ."""
+        try:
+            kinds = set(self.read(src).kinds) if isinstance(src, dict) else set()
+        except Problem:
+            return "fixed"  # the fixed branch's layout lens reports the problem
+        return "pattern" if len(kinds) > 1 else "fixed"
 
+    def fixed_view(self, src: Any) -> dict[str, Any]:
+        layout = self.read(src)
+        window = layout.window if "sliding" in layout.kinds else None
+        return {"num_blocks": len(layout.kinds), "block": {"mixer": {"window": window}}}
 
-def _pattern_view(src: Any) -> dict[str, Any]:
-    layout = read_layout(src)
-    return {
-        "pattern": list(layout.kinds),
-        "blocks": {"sliding": {"mixer": {"window": layout.window}}},
-    }
+    def fixed_write(self, view: Any, old: Any) -> dict[str, Any]:
+        window = _window_at(view, "block")
+        kind = "full" if window is None else "sliding"
+        return self.write(Layout((kind,) * view["num_blocks"], window), old)
 
+    def pattern_view(self, src: Any) -> dict[str, Any]:
+        layout = self.read(src)
+        return {
+            "pattern": list(layout.kinds),
+            "blocks": {"sliding": {"mixer": {"window": layout.window}}},
+        }
 
-def _pattern_write(view: Any, old: Any) -> dict[str, Any]:
-    names = sorted(view.get("blocks", {}))
-    if names != ["full", "sliding"] or set(view.get("pattern", ())) != {"full", "sliding"}:
-        raise ValueError(
-            f"blocks named 'full' and 'sliding', both used (found {names}); a decoder whose "
-            "layers are all alike is a FixedDecoder here"
+    def pattern_write(self, view: Any, old: Any) -> dict[str, Any]:
+        names = sorted(view.get("blocks", {}))
+        if names != ["full", "sliding"] or set(view.get("pattern", ())) != {"full", "sliding"}:
+            raise ValueError(
+                f"blocks named 'full' and 'sliding', both used (found {names}); a decoder whose "
+                "layers are all alike is a FixedDecoder here"
+            )
+        window = _window_at(view, "blocks.sliding")
+        if window is None:
+            raise ValueError("a window on the 'sliding' block")
+        return self.write(Layout(tuple(view["pattern"]), window), old)
+
+    def lens(self, views: list[str], read: Any, write: Any) -> Lens:
+        return custom(
+            "layer windows",
+            read,
+            write,
+            keys=self.keys,
+            views=views,
+            where="layer_types",
+            examples=self.examples,
         )
-    window = _window_at(view, "blocks.sliding")
-    if window is None:
-        raise ValueError("a window on the 'sliding' block")
-    return write_layout(Layout(tuple(view["pattern"]), window), old)
+
+    def layer_layout(self) -> LayerLayout:
+        """``full`` and ``sliding`` blocks, alike but for the window."""
+        views = ["pattern", "blocks.sliding.mixer.<attention>.window"]
+        return LayerLayout(
+            kind=self.kind,
+            fixed=self.lens(
+                ["num_blocks", "block.mixer.<attention>.window"],
+                self.fixed_view,
+                self.fixed_write,
+            ),
+            pattern=self.lens(views, self.pattern_view, self.pattern_write),
+            names=("full", "sliding"),
+            differs=(f"{ATTENTION}.window",),
+            first={"window": pin("window", None, "full-attention layers")},
+            fixed_options={"window": nothing},
+        )
 
 
 def _sources() -> Any:
@@ -238,36 +273,5 @@ def _with_layer_types(src: dict[str, Any]) -> Any:
     return st.just(src) | listed
 
 
-def fixed_layout() -> Lens:
-    """In a ``FixedDecoder``: the layer count and the one window (or none) of every layer."""
-    return layout_lens(["num_blocks", "block.mixer.<attention>.window"], _fixed_view, _fixed_write)
-
-
-def pattern_layout() -> Lens:
-    """In a ``PatternDecoder``: the expanded pattern and the ``sliding`` block's window."""
-    views = ["pattern", "blocks.sliding.mixer.<attention>.window"]
-    return layout_lens(views, _pattern_view, _pattern_write)
-
-
-def layout_lens(views: list[str], read: Any, write: Any) -> Lens:
-    return custom(
-        "layer windows",
-        read,
-        write,
-        keys=LAYOUT_KEYS,
-        views=views,
-        where="layer_types",
-        examples=_sources,
-    )
-
-
-QWEN2_LAYERS = LayerLayout(
-    kind=layout_kind,
-    fixed=fixed_layout(),
-    pattern=pattern_layout(),
-    names=("full", "sliding"),
-    differs=(f"{ATTENTION}.window",),
-    first={"window": pin("window", None, "full-attention layers")},
-    fixed_options={"window": nothing},
-)
+QWEN2_LAYERS = Rules(read_layout, write_layout, LAYOUT_KEYS, _sources).layer_layout()
 """Qwen2's layers: ``full`` and ``sliding`` blocks, alike but for the window."""

@@ -22,6 +22,7 @@ from ckptlens.lenses import (
     Field,
     Float,
     Int,
+    InverseSqrt,
     Json,
     Lens,
     Nullable,
@@ -97,6 +98,11 @@ def _(value_type: Enum) -> st.SearchStrategy[Any]:
 @value_strategy.register
 def _(value_type: Nullable) -> st.SearchStrategy[Any]:
     return st.none() | value_strategy(value_type.inner)
+
+
+@value_strategy.register
+def _(value_type: InverseSqrt) -> st.SearchStrategy[Any]:
+    return st.sampled_from([1, 2, 64, 128, 144, 168, 256]) | st.integers(1, 100_000)
 
 
 @value_strategy.register

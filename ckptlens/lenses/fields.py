@@ -38,7 +38,7 @@ from ckptlens.lenses.paths import (
     place,
     same,
 )
-from ckptlens.lenses.values import Bad, Json, ValueType
+from ckptlens.lenses.values import Bad, Json, Nullable, ValueType
 
 REQUIRED: Final[Sentinel] = Sentinel("REQUIRED")
 """The default of a field that has none: the key must be there."""
@@ -77,8 +77,14 @@ class Field(Lens):
         return f"field({views}, {self.key!r}, {self.type!r}{extra})"
 
     @property
+    def _opaque(self) -> bool:
+        """A JSON value (nullable or not) is owned whole: a subtree, not a leaf."""
+        kind = self.type.inner if isinstance(self.type, Nullable) else self.type
+        return isinstance(kind, Json)
+
+    @property
     def footprint(self) -> Footprint:
-        subtree = isinstance(self.type, Json)
+        subtree = self._opaque
         deps = [
             path
             for rule in (self.default, self.null_default)
@@ -100,7 +106,7 @@ class Field(Lens):
         if not isinstance(src, dict):
             return
         path = (*at, self.key)
-        ctx.claim(path, self, "subtree" if isinstance(self.type, Json) else "leaf")
+        ctx.claim(path, self, "subtree" if self._opaque else "leaf")
         if self.key in src and src[self.key] is None and self.null_default is not NOT_NULLABLE:
             value = self._unstated(self.null_default, path)
         elif self.key in src:

@@ -155,6 +155,31 @@ def _as_float(number: int | float) -> float | None:
 
 
 @frozen(repr=False)
+class InverseSqrt(ValueType):
+    """A positive integer ``n`` in the source shown as ``n ** -0.5`` (a count that sets a
+    scale). A view value no integer gives is outside the domain: it has no spelling."""
+
+    def _read(self, raw: Any) -> Any:
+        if type(raw) is not int or raw < 1:
+            return Bad(self.describe())
+        return float(raw) ** -0.5
+
+    def _write(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            return Bad(self.describe())
+        count = round(float(value) ** -2)
+        if count < 1 or float(count) ** -0.5 != value:
+            return Bad(self.describe())
+        return count
+
+    def describe(self) -> str:
+        return "n ** -0.5 for an integer n >= 1"
+
+    def __repr__(self) -> str:
+        return "InverseSqrt()"
+
+
+@frozen(repr=False)
 class Bool(ValueType):
     def _read(self, raw: Any) -> Any:
         return raw if type(raw) is bool else Bad("a boolean")

@@ -55,7 +55,9 @@ class Attention:
     an RMSNorm applied to queries and keys before rotary, with its own weights for queries
     and for keys; ``None`` for none. ``query_key_norm_scope`` says what one RMS is taken over:
     ``"head"``, each head's features (Qwen3), or ``"projection"``, all heads at once (OLMo 2).
-    Without a norm the scope is ``"head"``, so that one model has one view.
+    Without a norm the scope is ``"head"``, so that one model has one view. ``logit_softcap`` C
+    bounds the scaled scores to ``C * tanh(s / C)`` before masking and softmax (Gemma 2);
+    ``None``: none.
     """
 
     tag: ClassVar[str] = "attention"
@@ -73,6 +75,7 @@ class Attention:
         default=None, validator=optional(one_of(RMSNorm, "RMSNorm"))
     )
     query_key_norm_scope: str = arch(default=PER_HEAD, validator=_scope)
+    logit_softcap: float | None = arch(default=None, validator=optional(positive_float))
 
     def __attrs_post_init__(self) -> None:
         if self.heads % self.kv_heads:

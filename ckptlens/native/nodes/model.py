@@ -21,6 +21,7 @@ from ckptlens.native.nodes.fields import (
     meta,
     one_of,
     optional,
+    positive_float,
     positive_int,
 )
 from ckptlens.native.nodes.norms import Normalization
@@ -43,10 +44,12 @@ class Head:
     to head 0: the trunk is blocks ``0 .. num_blocks - 2``, head 0 is the last block then
     ``final_norm``, and head k (1 <= k < P) is its own copy of the last block's configuration
     then its own final norm, reading the trunk output. All heads share the output projection.
+    ``logit_softcap`` C maps each logit z to ``C * tanh(z / C)`` (Gemma 2); ``None``: none.
     """
 
     final_norm: Normalization = arch()
     prediction_heads: int = arch(default=1, validator=count)
+    logit_softcap: float | None = arch(default=None, validator=optional(positive_float))
 
 
 TokenIds = int | tuple[int, ...] | None
@@ -97,6 +100,8 @@ class Model:
     decoder: Decoder = arch(validator=one_of(Decoder, "decoder"))
     head: Head = arch()
     tied_embeddings: bool = arch(default=False, validator=boolean)
+    # Gemma multiplies the looked-up embeddings by sqrt(hidden_size) (in the compute dtype).
+    scale_embeddings: bool = arch(default=False, validator=boolean)
     metadata: Metadata = meta(factory=Metadata)
 
     def tensors(self) -> Tensors:

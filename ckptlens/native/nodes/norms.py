@@ -12,8 +12,13 @@ from ckptlens.native.nodes.fields import Tensors, arch, boolean, positive_float,
 
 @frozen
 class RMSNorm:
+    """``x / rms(x) * weight``; with ``unit_offset`` the scale is ``1 + weight`` (Gemma stores
+    the difference from one, so a zero tensor is the identity scale). The stored tensor is the
+    same either way: the offset is how the function reads it, not a rewrite of the weights."""
+
     tag: ClassVar[str] = "rms_norm"
     epsilon: float = arch(validator=positive_float)
+    unit_offset: bool = arch(default=False, validator=boolean)
 
     def tensors(self, prefix: str, width: int) -> Tensors:
         yield f"{prefix}.weight", (width,)

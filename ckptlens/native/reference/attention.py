@@ -16,7 +16,7 @@ from ckptlens.native.nodes.attention import (
 )
 from ckptlens.native.nodes.rotary import NoRotary, rotated_size
 from ckptlens.native.reference.dispatch import Tensors, forward, linear
-from ckptlens.native.reference.norms import normalize
+from ckptlens.native.reference.norms import normalize, softcap
 from ckptlens.native.reference.rotary import rotary_frequencies, rotate_interleaved
 
 
@@ -69,7 +69,7 @@ def attention(mixer: Attention, x: torch.Tensor, tensors: Tensors, prefix: str) 
     key = key.repeat_interleave(group, dim=1)
     value = value.repeat_interleave(group, dim=1)
     scale = size**-0.5 if mixer.softmax_scale is None else mixer.softmax_scale
-    scores = query @ key.transpose(-1, -2) * scale
+    scores = softcap(query @ key.transpose(-1, -2) * scale, mixer.logit_softcap)
     allowed = attention_allowed(x.shape[1], mixer.causal, mixer.window)
     weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
     mixed = (weights @ value).transpose(1, 2).flatten(-2)

@@ -21,7 +21,7 @@ from ckptlens.native.nodes.decoders import (
 )
 from ckptlens.native.nodes.model import Model
 from ckptlens.native.reference.dispatch import LENS_NAME, Tensors, forward
-from ckptlens.native.reference.norms import normalize
+from ckptlens.native.reference.norms import normalize, softcap
 
 
 @forward.register(Block)
@@ -92,6 +92,11 @@ class ReferenceModel:
             heads = self.config.head.prediction_heads
             trunk_length = len(blocks) - 1 if heads > 1 else len(blocks)
             x = self.tensors[names.EMBEDDINGS][tokens]
+            if self.config.scale_embeddings:
+                # As transformers: sqrt(hidden) held as a float32 tensor, then cast to the
+                # compute dtype (so a float64 forward multiplies by the float32-rounded value).
+                scale = torch.tensor(self.config.hidden_size**0.5, dtype=torch.float32)
+                x = x * scale.to(x.dtype)
             for index in range(trunk_length):
                 x = block_forward(blocks[index], x, self.tensors, names.block_prefix(index))
             return torch.stack([self._head_logits(x, distance) for distance in range(heads)])
@@ -107,4 +112,4 @@ class ReferenceModel:
         if self.config.head.prediction_heads > 1:
             x = block_forward(blocks[-1], trunk, self.tensors, block_prefix)
         x = normalize(x, self.config.head.final_norm, self.tensors, norm_prefix)
-        return functional.linear(x, self.output_weight)
+        return softcap(functional.linear(x, self.output_weight), self.config.head.logit_softcap)

@@ -18,7 +18,8 @@ def _no_norm(norm: NoNorm, x: torch.Tensor, tensors: Tensors, prefix: str) -> to
 @forward.register(RMSNorm)
 def _rms_norm(norm: RMSNorm, x: torch.Tensor, tensors: Tensors, prefix: str) -> torch.Tensor:
     weight = tensors[f"{prefix}.weight"]
-    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.epsilon))
+    scale = 1.0 + weight if norm.unit_offset else weight
+    return scale * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.epsilon))
 
 
 @forward.register(LayerNorm)
@@ -32,3 +33,8 @@ def normalize(x: torch.Tensor, norm: Normalization, tensors: Tensors, prefix: st
     """``norm`` applied to ``x`` with its tensors under ``prefix``."""
     result: torch.Tensor = forward(norm, x, tensors, prefix)
     return result
+
+
+def softcap(x: torch.Tensor, cap: float | None) -> torch.Tensor:
+    """``cap * tanh(x / cap)``: values bounded to ``(-cap, cap)`` (``None``: unchanged)."""
+    return x if cap is None else torch.tanh(x / cap) * cap
