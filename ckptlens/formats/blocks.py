@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from ckptlens.formats.hf import ACTIVATION, POSITIVE
 from ckptlens.formats.rope import rope
 from ckptlens.formats.tables import Block, Line, Piece, Place, flat
@@ -27,6 +29,7 @@ from ckptlens.lenses import (
     table_builder,
     tag,
 )
+from ckptlens.native.config import Router
 
 # Lenses built here report the site of the format that called the builder.
 table_builder(__file__)
@@ -187,7 +190,8 @@ def dense_mlp(
 
 def mixture_of_experts(*, expert: Piece, router: Mapping[str, Any], reason: str) -> Piece:
     """Top-k routed experts, each an ``expert`` MLP at node ``expert``; ``router`` is the native
-    router record the format hard-wires (``reason`` names it), no shared expert."""
+    router the format hard-wires (``Router`` fields; the others keep their defaults, ``reason``
+    names it), no shared expert."""
 
     def lines(place: Place) -> Line:
         moe = place.path("mlp.<moe>")
@@ -195,7 +199,7 @@ def mixture_of_experts(*, expert: Piece, router: Mapping[str, Any], reason: str)
             tag(place.path("mlp"), "moe"),
             field(f"{moe}.experts", "num_local_experts", POSITIVE, default=8),
             field(f"{moe}.experts_per_token", "num_experts_per_tok", POSITIVE, default=2),
-            pinned(f"{moe}.router", dict(router), reason),
+            pinned(f"{moe}.router", attrs.asdict(Router(**router)), reason),
             pinned(f"{moe}.shared_expert", None, "no shared expert"),
             expert(place.inside("mlp.<moe>")),
         )

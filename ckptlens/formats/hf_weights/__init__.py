@@ -5,7 +5,8 @@ A format module declares its weights next to its config table, for example::
     WEIGHTS = hf.decoder("model.layers.{i}", mixer=hf.attention("self_attn"), mlp=hf.moe())
     FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), weights=WEIGHTS)
 
-Pieces: ``norm`` (norms.py), ``attention`` (attention.py), ``mlp`` (mlp.py), ``moe`` in both
+Pieces: ``norm`` (norms.py), ``attention`` (attention.py), ``latent_attention``
+(latent_attention.py), ``mlp`` (mlp.py), ``moe`` in both
 expert layouts (moe.py), ``head`` and ``decoder`` (decoder.py). A new node type is one new
 piece module; a new format only picks pieces. Importing this package imports neither torch,
 numpy nor ``ckptlens.weights`` (loaded when a lens is first built).
@@ -19,8 +20,9 @@ from ckptlens.formats.hf_weights.decoder import (
     decoder,
     head,
 )
+from ckptlens.formats.hf_weights.latent_attention import LatentAttentionWeights, latent_attention
 from ckptlens.formats.hf_weights.mlp import GatedMLPWeights, mlp
-from ckptlens.formats.hf_weights.moe import MoEWeights, moe
+from ckptlens.formats.hf_weights.moe import QWEN2_MOE, MoEWeights, moe
 from ckptlens.formats.hf_weights.norms import NormWeights, norm
 from ckptlens.formats.hf_weights.pieces import FUSED, MOE_LAYOUTS, PER_EXPERT, Options, Piece
 
@@ -28,11 +30,13 @@ __all__ = [
     "FUSED",
     "MOE_LAYOUTS",
     "PER_EXPERT",
+    "QWEN2_MOE",
     "AttentionWeights",
     "BlockWeights",
     "DecoderWeights",
     "GatedMLPWeights",
     "HeadWeights",
+    "LatentAttentionWeights",
     "MoEWeights",
     "NormWeights",
     "Options",
@@ -40,6 +44,7 @@ __all__ = [
     "attention",
     "decoder",
     "head",
+    "latent_attention",
     "mlp",
     "moe",
     "norm",

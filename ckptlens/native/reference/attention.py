@@ -25,7 +25,7 @@ def attention_allowed(seq_len: int, causal: bool, window: int | None) -> torch.T
     return allowed
 
 
-def _split_heads(x: torch.Tensor, heads: int, head_size: int) -> torch.Tensor:
+def split_heads(x: torch.Tensor, heads: int, head_size: int) -> torch.Tensor:
     """``[batch, seq, heads * head_size]`` -> ``[batch, heads, seq, head_size]``."""
     batch, seq, _ = x.shape
     return x.view(batch, seq, heads, head_size).transpose(1, 2)
@@ -39,13 +39,13 @@ def attention(mixer: Attention, x: torch.Tensor, tensors: Tensors, prefix: str) 
     blind to the order of features, and its weights are stored in the same interleaved order
     as the rows, so it applies unchanged to interleaved rows."""
     size = mixer.head_size
-    query = _split_heads(
+    query = split_heads(
         linear(x, tensors, f"{prefix}.{QUERY}", mixer.query_bias), mixer.heads, size
     )
     key_value = linear(x, tensors, f"{prefix}.{KEY_VALUE}", mixer.key_value_bias)
     keys, values = key_value.split(mixer.kv_heads * size, dim=-1)  # all keys, then all values
-    key = _split_heads(keys, mixer.kv_heads, size)
-    value = _split_heads(values, mixer.kv_heads, size)
+    key = split_heads(keys, mixer.kv_heads, size)
+    value = split_heads(values, mixer.kv_heads, size)
     if mixer.query_key_norm is not None:
         query = normalize(query, mixer.query_key_norm, tensors, f"{prefix}.{QUERY_NORM}")
         key = normalize(key, mixer.query_key_norm, tensors, f"{prefix}.{KEY_NORM}")
