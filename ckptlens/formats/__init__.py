@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ckptlens.formats import (
+    deepseek_v3,
     diffusion_llama,
     dream,
     llama,
@@ -31,6 +32,7 @@ FORMATS: Mapping[str, Format] = {
         mtp_llama.FORMAT,
         diffusion_llama.FORMAT,
         dream.FORMAT,
+        deepseek_v3.FORMAT,
     )
 }
 

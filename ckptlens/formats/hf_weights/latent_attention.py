@@ -50,7 +50,7 @@ class LatentAttentionWeights:
             )
 
         if node.query_rank is None:
-            yield from linear(self.query, native_names.QUERY, False)
+            yield from linear(self.query, native_names.QUERY, node.query_bias)
         else:
             yield from linear(self.query_a, native_names.QUERY_A, node.query_bias)
             yield from latent_norm(self.query_norm, native_names.QUERY_NORM)

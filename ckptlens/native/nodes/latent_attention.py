@@ -48,7 +48,7 @@ class LatentAttention:
     (``nope_head_size``) and a rotary part (``rope_head_size``) against one rotary key shared
     by all heads. ``query_rank`` None is a full-rank query projection; otherwise the query goes
     through its own normalised latent (the same ``latent_norm`` type and epsilon).
-    ``query_bias`` is the bias of ``query_a`` (a full-rank query never has one here).
+    ``query_bias`` is the bias of ``query`` or ``query_a`` (``query_b`` never has one).
     ``softmax_scale`` None is DeepSeek's rule: ``(nope + rope) ** -0.5``, times ``m ** 2`` with
     ``m = 0.1 * mscale_all_dim * ln(factor) + 1`` for a yarn rotary with ``mscale_all_dim``.
     """
@@ -75,8 +75,6 @@ class LatentAttention:
                 f"rotary embeddings rotate pairs of channels: rope_head_size "
                 f"({self.rope_head_size}) must be even"
             )
-        if self.query_rank is None and self.query_bias:
-            raise ValueError("query_bias is the bias of query_a: it needs a query_rank")
 
     @property
     def query_key_head_size(self) -> int:
@@ -86,6 +84,8 @@ class LatentAttention:
         query_rows = self.heads * self.query_key_head_size
         if self.query_rank is None:
             yield f"{prefix}.{QUERY}.weight", (query_rows, hidden)
+            if self.query_bias:
+                yield f"{prefix}.{QUERY}.bias", (query_rows,)
         else:
             yield f"{prefix}.{QUERY_A}.weight", (self.query_rank, hidden)
             if self.query_bias:

@@ -30,7 +30,7 @@ def latent_queries(
 ) -> torch.Tensor:
     """Per-head queries ``[batch, heads, seq, nope + rope]``, full-rank or through the latent."""
     if mixer.query_rank is None:
-        flat = linear(x, tensors, f"{prefix}.{names.QUERY}", False)
+        flat = linear(x, tensors, f"{prefix}.{names.QUERY}", mixer.query_bias)
     else:
         latent = linear(x, tensors, f"{prefix}.{names.QUERY_A}", mixer.query_bias)
         latent = normalize(latent, mixer.latent_norm, tensors, f"{prefix}.{names.QUERY_NORM}")
