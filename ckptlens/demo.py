@@ -97,21 +97,33 @@ def same_tensors(first: str, second: str) -> bool:
             os.close(descriptor)
 
 
-def run(workdir: str) -> bool:
+def run(workdir: str, kept: bool = True) -> bool:
+    """Build, convert there and back, compare; a short summary of each step on stdout."""
     from ckptlens.weights.convert import convert
 
     hf, native, back = (os.path.join(workdir, name) for name in ("hf", "native", "hf-again"))
     write_hf_checkpoint(hf, tiny_llama())
-    print(f"built a tiny Llama checkpoint in {hf}")
+    print(f"built a tiny Llama checkpoint: {hf}")
     for src, dst, target in ((hf, native, "native"), (native, back, "llama")):
-        print(f"\n$ ckptlens convert {src} {dst} --to {target}")
-        plan = convert(src, dst, to=target, plan_only=True)
-        print(plan.describe(verbose=target == "native"))
-        convert(src, dst, to=target)
-        print(f"wrote {dst}: {sorted(os.listdir(dst))}")
+        plan = convert(src, dst, to=target, progress=False)
+        print(f"$ ckptlens convert {src} {dst} --to {target}")
+        print("\n".join(plan.describe(verbose=False).splitlines()[1:3]))
     identical = same_tensors(hf, back)
-    print(f"\nHF -> native -> HF tensors bit-identical: {'yes' if identical else 'NO'}")
-    return identical
+    same_config = _same_file(os.path.join(hf, "config.json"), os.path.join(back, "config.json"))
+    print(
+        f"HF -> native -> HF: tensors bit-identical: {'yes' if identical else 'NO'}, "
+        f"config.json identical: {'yes' if same_config else 'NO'}"
+    )
+    if kept:
+        print(f"the three checkpoints are in {workdir}")
+    else:
+        print("(written to a temporary folder, removed now; keep them with --out DIR)")
+    return identical and same_config
+
+
+def _same_file(first: str, second: str) -> bool:
+    with open(first, "rb") as a, open(second, "rb") as b:
+        return a.read() == b.read()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,10 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="keep the checkpoints in this new directory")
     args = parser.parse_args(argv)
     if args.out:
+        from ckptlens.weights.destination import DestinationError
+
+        if os.path.lexists(args.out):
+            raise DestinationError(f"--out {args.out}: a directory that does not exist yet")
+        os.makedirs(args.out)
         return 0 if run(args.out) else 1
     workdir = tempfile.mkdtemp(prefix="ckptlens-demo-")
     try:
-        return 0 if run(workdir) else 1
+        return 0 if run(workdir, kept=False) else 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from ckptlens.lenses.errors import LensError, SourceError, Violation
-from ckptlens.native.checkpoint import CONFIG_FILE, model_from_native_config
+from ckptlens.lenses.errors import ArgumentError, LensError, SourceError, Violation
+from ckptlens.native.checkpoint import CONFIG_FILE, FORMAT_NAME, model_from_native_config
 from ckptlens.weights.safetensors_header import INDEX_FILE
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class VerifyReport:
         lines = [
             f"{verdict}: largest logit difference {self.max_abs_diff:.3e},"
             f" allowed {self.allowed:.3e}"
-            f" (tolerance {self.tolerance:g} x logit scale {self.logit_scale:.3g}),"
+            f" = tolerance {self.tolerance:g} x max(1, largest |logit| {self.logit_scale:.3g}),"
             f" batch {self.batch}, {self.seq_len} tokens, seed {self.seed}",
             *(f"  head {index}: {diff:.3e}" for index, diff in enumerate(self.head_diffs)),
         ]
@@ -104,12 +104,33 @@ def _error(path: str, expected: str, found: str) -> SourceError:
 
 
 def _read_json(path: Path) -> Any:
+    from ckptlens.files import read_json_object
+
+    return read_json_object(path)
+
+
+def _is_native(directory: Path) -> bool:
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise _error(str(path), "a file", "none") from None
-    except (OSError, ValueError) as problem:
-        raise _error(str(path), "a readable JSON file", str(problem)) from None
+        document = json.loads((directory / CONFIG_FILE).read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(document, dict) and document.get("format") == FORMAT_NAME
+
+
+def _check_order(hf_dir: Path, native_dir: Path) -> None:
+    """``verify NATIVE HF`` is a slip worth naming rather than a puzzling load error."""
+    if _is_native(hf_dir) and not _is_native(native_dir):
+        raise ArgumentError(
+            [
+                Violation(
+                    "HF_DIR NATIVE_DIR",
+                    "the HF checkpoint first, then the native one",
+                    f"the arguments swapped: {hf_dir} is a native checkpoint; run "
+                    f"`ckptlens verify {native_dir} {hf_dir}`",
+                    LENS_NAME,
+                )
+            ]
+        )
 
 
 def native_shard_files(directory: Path) -> list[Path]:
@@ -204,6 +225,7 @@ def verify(
     """
     import torch
 
+    _check_order(Path(hf_dir), Path(native_dir))
     reference = load_reference_model(native_dir)
     hf_model = load_hf_model(hf_dir)
     vocab_size = reference.config.vocab_size

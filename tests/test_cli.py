@@ -62,4 +62,6 @@ def test_demo_round_trips_bit_identically(tmp_path) -> None:
         [sys.executable, "-m", "ckptlens.cli", "demo"], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert "HF -> native -> HF tensors bit-identical: yes" in result.stdout
+    assert "HF -> native -> HF: tensors bit-identical: yes, config.json identical: yes" in (
+        result.stdout
+    )

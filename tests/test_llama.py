@@ -16,7 +16,7 @@ from ckptlens import laws
 from ckptlens.formats import detect, llama
 from ckptlens.lenses import LensError, SourceError, ViewError, same
 from ckptlens.native.config import DefaultRotary, Llama3Rotary, MoE, YarnRotary
-from conftest import load_real_config, real_config_names, shared_real_configs
+from conftest import load_real_config, real_config_names
 
 LLAMA_CONFIGS = real_config_names("llama")
 
@@ -30,12 +30,7 @@ def peer(source: dict) -> dict:
 
 
 def test_the_shared_real_configs_are_all_read() -> None:
-    folder = shared_real_configs()
-    shared = sorted(
-        p.name
-        for p in folder.glob("*.json")
-        if json.loads(p.read_text()).get("model_type") == "llama"
-    )
+    shared = real_config_names("llama")
     assert len(shared) == 7
     assert set(shared) <= set(LLAMA_CONFIGS)
 

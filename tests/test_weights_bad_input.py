@@ -15,7 +15,7 @@ import textwrap
 import pytest
 from safetensors.torch import load_file, save_file
 
-from ckptlens.lenses.errors import LensError, SourceError
+from ckptlens.lenses.errors import ArgumentError, LensError, SourceError
 from ckptlens.weights import DestinationError, convert
 from ckptlens.weights.safetensors_header import read_checkpoint, read_header
 from test_weights_support import build_model, save
@@ -181,7 +181,8 @@ def test_pickle_checkpoints_are_refused(checkpoint, tmp_path):
 
 
 def test_unknown_target_format(checkpoint, tmp_path):
-    convert_fails(checkpoint, tmp_path, to="gpt-17")
+    error = convert_fails(checkpoint, tmp_path, error=ArgumentError, to="gpt-17")
+    assert "'native'" in str(error) and "'llama'" in str(error)
 
 
 def test_inputs_are_never_modified(pristine, tmp_path):
@@ -265,10 +266,11 @@ def test_tied_checkpoint_with_different_output_copy(checkpoint, tmp_path):
     assert "differ" in str(error)
 
 
-def test_destination_inside_the_source(checkpoint):
-    convert(checkpoint, checkpoint / "native", to="native", progress=False)
-    assert sorted(os.listdir(checkpoint / "native")) == [
-        "config.json",
-        "generation_config.json",
-        "model.safetensors",
-    ]
+def test_destination_inside_the_source_is_refused(checkpoint):
+    """A later conversion of the source would nest the old output inside the new one."""
+    before = sorted(os.listdir(checkpoint))
+    with pytest.raises(DestinationError, match="outside the source"):
+        convert(checkpoint, checkpoint / "native", to="native", progress=False)
+    with pytest.raises(DestinationError, match="contain the source"):
+        convert(checkpoint, checkpoint.parent, to="native", progress=False, overwrite=True)
+    assert sorted(os.listdir(checkpoint)) == before

@@ -55,7 +55,7 @@ def test_synthetic_round_trip(tmp_path, format_name):
 def test_demo_runs(tmp_path, capsys):
     assert demo_main(["--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    assert "plan: hf llama -> native" in out
+    assert "--to native\n  17 groups, 1 shard" in out
     assert "bit-identical: yes" in out
 
 

@@ -20,7 +20,7 @@ from ckptlens.formats import (
     qwen2,
 )
 from ckptlens.formats.base import Format
-from ckptlens.lenses import SourceError, Violation
+from ckptlens.lenses import SourceError, Violation, quote
 
 FORMATS: Mapping[str, Format] = {
     fmt.name: fmt
@@ -46,7 +46,7 @@ def get(name: str) -> Format:
     """The format called ``name``; ``SourceError`` naming the supported ones otherwise."""
     if name not in FORMATS:
         raise SourceError(
-            [Violation("format", f"one of {list(FORMATS)}", repr(name), "formats.get")]
+            [Violation("format", f"one of {list(FORMATS)}", quote(name), "formats.get")]
         )
     return FORMATS[name]
 
@@ -71,7 +71,8 @@ def detect(hf_config: Any) -> Format:
                 Violation(
                     "$.model_type",
                     f"a supported model_type: {supported}",
-                    f"{model_type!r} with architectures {architectures!r} (unsupported format)",
+                    f"{quote(model_type)} with architectures {quote(architectures)} "
+                    "(unsupported format)",
                     "formats.detect",
                 )
             ]
@@ -87,7 +88,7 @@ def detect(hf_config: Any) -> Format:
             Violation(
                 "$.architectures",
                 f"{expected} for model_type {model_type!r}",
-                repr(architectures),
+                quote(architectures),
                 "formats.detect",
             )
         ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ckptlens.formats.hf import ACTIVATION, POSITIVE
+from ckptlens.formats.hf import ACTIVATION, COUNT, POSITIVE
 from ckptlens.formats.rope import rope
 from ckptlens.formats.tables import Block, Line, Piece, Place, flat
 from ckptlens.lenses import (
@@ -197,7 +197,7 @@ def mixture_of_experts(*, expert: Piece, router: Mapping[str, Any], reason: str)
         moe = place.path("mlp.<moe>")
         return flat(
             tag(place.path("mlp"), "moe"),
-            field(f"{moe}.experts", "num_local_experts", POSITIVE, default=8),
+            field(f"{moe}.experts", "num_local_experts", COUNT, default=8),
             field(f"{moe}.experts_per_token", "num_experts_per_tok", POSITIVE, default=2),
             pinned(f"{moe}.router", attrs.asdict(Router(**router)), reason),
             pinned(f"{moe}.shared_expert", None, "no shared expert"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from attrs import frozen
 
-from ckptlens.formats.hf import POSITIVE
+from ckptlens.formats.hf import COUNT
 from ckptlens.formats.tables import FINAL_EPSILON, Block, Decoder, Place
 from ckptlens.lenses import (
     TAG_KEY,
@@ -48,7 +48,7 @@ def fixed_decoder(
     return Decoder(
         (
             tag("decoder", "fixed"),
-            field("decoder.<fixed>.num_blocks", layers_key, POSITIVE, default=layers_default),
+            field("decoder.<fixed>.num_blocks", layers_key, COUNT, default=layers_default),
             *block.lines(place),
         ),
         shared_epsilons=tuple(place.path(epsilon) for epsilon in block.epsilons),

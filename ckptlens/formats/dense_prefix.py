@@ -13,19 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from ckptlens.formats.decoders import LayerLayout
-from ckptlens.formats.hf import POSITIVE
+from ckptlens.formats.hf import COUNT
 from ckptlens.formats.latent_blocks import dense_after, read_key, spelled
 from ckptlens.formats.tables import Place, flat
 from ckptlens.lenses import ABSENT, Int, Lens, Problem, custom, record
 
 LAYERS, FIRST_DENSE = "num_hidden_layers", "first_k_dense_replace"
 DEFAULTS = {LAYERS: 61, FIRST_DENSE: 3}
-TYPES = {LAYERS: POSITIVE, FIRST_DENSE: Int(minimum=0)}
+TYPES = {LAYERS: COUNT, FIRST_DENSE: Int(minimum=0)}
 
 
 def _counts(src: Any) -> tuple[int, int]:
     return (
-        read_key(src, LAYERS, POSITIVE, DEFAULTS[LAYERS]),
+        read_key(src, LAYERS, COUNT, DEFAULTS[LAYERS]),
         read_key(src, FIRST_DENSE, TYPES[FIRST_DENSE], DEFAULTS[FIRST_DENSE]),
     )
 

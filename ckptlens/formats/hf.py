@@ -26,9 +26,12 @@ from ckptlens.lenses import (
     pinned,
     spelling,
 )
+from ckptlens.native.bounds import MAX_COUNT
 from ckptlens.native.config import Metadata
 
 POSITIVE = Int(minimum=1)
+# Layers, experts, prediction heads: code allocates per item, so the count is bounded first.
+COUNT = Int(minimum=1, maximum=MAX_COUNT)
 NON_NEGATIVE = Float(nonnegative=True)
 EPSILON = Float(positive=True)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ckptlens.formats.blocks import pre_norms_only, rms_norm
-from ckptlens.formats.hf import ACTIVATION, POSITIVE
+from ckptlens.formats.hf import ACTIVATION, COUNT, POSITIVE
 from ckptlens.formats.rope import rope
 from ckptlens.formats.tables import Block, Line, Piece, Place, flat
 from ckptlens.lenses import (
@@ -296,7 +296,8 @@ def _routing_sizes(moe: str) -> Lens:
     (``Router.check_experts``); transformers validates none of them, its forward fails."""
 
     def read(src: Any) -> dict[str, Any]:
-        values = {key: read_key(src, key, POSITIVE, d) for key, (_, d) in ROUTING_KEYS.items()}
+        # bounded counts first: nothing grows with a number before it is checked
+        values = {key: read_key(src, key, COUNT, d) for key, (_, d) in ROUTING_KEYS.items()}
         experts, groups = values["n_routed_experts"], values["n_group"]
         if experts % groups or (groups > 1 and experts // groups < 2):
             expected = f"a divisor of n_routed_experts ({experts}) leaving >= 2 experts a group"
@@ -310,7 +311,7 @@ def _routing_sizes(moe: str) -> Lens:
 
     def write(view: Any, old: Any) -> dict[str, Any]:
         return {
-            key: spelled(key, lookup(view, as_path(f"{moe}.{name}")), default, POSITIVE, old)
+            key: spelled(key, lookup(view, as_path(f"{moe}.{name}")), default, COUNT, old)
             for key, (name, default) in ROUTING_KEYS.items()
         }
 

@@ -13,7 +13,7 @@ from ckptlens.formats import hf_weights as hf
 from ckptlens.formats.base import declare
 from ckptlens.formats.blocks import llama_block
 from ckptlens.formats.decoders import fixed_decoder
-from ckptlens.formats.hf import POSITIVE, auto_map, generic_keys, metadata
+from ckptlens.formats.hf import COUNT, auto_map, generic_keys, metadata
 from ckptlens.formats.llama import METADATA_DEFAULTS
 from ckptlens.formats.rope import rope
 from ckptlens.formats.tables import hf_model, rms_head
@@ -33,7 +33,7 @@ tree = hf_model(
     ["MTPLlamaForCausalLM"],
     decoder=fixed_decoder(block),
     head=rms_head(
-        prediction_heads=field("head.prediction_heads", "prediction_heads", POSITIVE, default=1)
+        prediction_heads=field("head.prediction_heads", "prediction_heads", COUNT, default=1)
     ),
     metadata=metadata(METADATA_DEFAULTS),
     extra=[generic_keys("pretraining_tp"), auto_map(AUTO_MAP)],

@@ -248,8 +248,10 @@ def flat_theta_lens(default: float = DEFAULT_THETA) -> Lens:
     def read(src: Mapping[str, Any]) -> dict[str, Any]:
         flat = value_type.read(src.get("rope_theta", default))
         nested = value_type.read(_nested_theta(src, default))
-        if isinstance(flat, Bad) or isinstance(nested, Bad):
-            return {}  # reported by the fields that own the values
+        if isinstance(flat, Bad):  # this lens alone owns the flat key: a bad value is its to say
+            raise Problem("rope_theta", flat.expected, src.get("rope_theta"))
+        if isinstance(nested, Bad):
+            return {}  # reported by the field that owns rope_parameters.rope_theta
         if flat != nested:
             raise Problem(
                 "rope_theta",

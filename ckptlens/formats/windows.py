@@ -17,7 +17,7 @@ from attrs import frozen
 
 from ckptlens.formats.blocks import ATTENTION, nothing, pin
 from ckptlens.formats.decoders import LayerLayout
-from ckptlens.formats.hf import POSITIVE
+from ckptlens.formats.hf import COUNT, POSITIVE
 from ckptlens.lenses import (
     ABSENT,
     Bad,
@@ -48,7 +48,7 @@ DEFAULTS = {
     "max_window_layers": 28,
 }
 TYPES: dict[str, ValueType] = {
-    "num_hidden_layers": POSITIVE,
+    "num_hidden_layers": COUNT,
     "use_sliding_window": Bool(),
     "sliding_window": Nullable(POSITIVE),
     "max_window_layers": Int(minimum=0),

@@ -1,4 +1,4 @@
-"""The laws harness: check any lens or format against the laws of DESIGN.md.
+"""The laws harness: check any lens or format against the laws of ``docs/DESIGN.md``.
 
     from ckptlens import laws
     report = laws.check(my_format)      # a Report: each law, pass/fail, counterexample
@@ -6,27 +6,39 @@
 
 Strategies (``laws.sources``, ``laws.views``) are derived from the lens declarations; the
 pytest plugin (``ckptlens.laws.plugin``) turns a format into one test per law in one line.
+
+The harness needs Hypothesis (the ``[laws]`` extra). Names are imported on first use, so that
+the pytest plugin registered by an install without that extra (and ``ckptlens --help``) can
+import this package.
 """
 
-from ckptlens.laws.checks import assert_lawful, check, examples, run_law, target_of
-from ckptlens.laws.profiles import PROFILES, profile_name
-from ckptlens.laws.properties import LAWS, Example, Target
-from ckptlens.laws.report import LawResult, Report
-from ckptlens.laws.strategies import sources, views
+from __future__ import annotations
 
-__all__ = [
-    "LAWS",
-    "PROFILES",
-    "Example",
-    "LawResult",
-    "Report",
-    "Target",
-    "assert_lawful",
-    "check",
-    "examples",
-    "profile_name",
-    "run_law",
-    "sources",
-    "target_of",
-    "views",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "assert_lawful": "checks",
+    "check": "checks",
+    "examples": "checks",
+    "run_law": "checks",
+    "target_of": "checks",
+    "PROFILES": "profiles",
+    "profile_name": "profiles",
+    "LAWS": "properties",
+    "Example": "properties",
+    "Target": "properties",
+    "LawResult": "report",
+    "Report": "report",
+    "sources": "strategies",
+    "views": "strategies",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'ckptlens.laws' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ckptlens.laws.{_HOMES[name]}"), name)
+
+
+__all__ = sorted(_HOMES)

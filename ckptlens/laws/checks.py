@@ -177,6 +177,11 @@ def check(
             counts[law] += more[law]
     results = []
     for law in laws:
+        if law not in failures and counts[law] == 0:
+            # a law checked on nothing has not passed: say so rather than report it green
+            why = "checked on no example: every example drawn was skipped (assumptions unmet)"
+            results.append(LawResult(law, False, 0, seconds, why))
+            continue
         if law not in failures:
             results.append(LawResult(law, True, counts[law], seconds))
             continue

@@ -16,19 +16,25 @@ from typing import Any
 
 import pytest
 
-from ckptlens.laws.checks import check, target_of
-from ckptlens.laws.profiles import PROFILES, profile_settings
-from ckptlens.laws.properties import LAWS
-from ckptlens.laws.report import Report
+from ckptlens.laws.profiles import PROFILE_NAMES
+
+# Registered for every pytest run where ckptlens is installed, with or without its ``[laws]``
+# extra: nothing here imports Hypothesis until a law test is declared.
 
 
 def law_tests(
-    thing: Any, *, laws: Sequence[str] = LAWS, profile: str | None = None
+    thing: Any, *, laws: Sequence[str] | None = None, profile: str | None = None
 ) -> Callable[[str], None]:
-    """A pytest test function, parametrized over ``laws``, checking ``thing`` (a format or a
-    lens). All laws share one run (the first test item triggers it); each item then asserts
-    its own law passed on at least the profile's example count, and a failure shows the law's
-    shrunk counterexample with both sides."""
+    """A pytest test function, parametrized over ``laws`` (default: all), checking ``thing``
+    (a format or a lens). All laws share one run (the first test item triggers it); each item
+    then asserts its own law passed on at least the profile's example count, and a failure
+    shows the law's shrunk counterexample with both sides."""
+    from ckptlens.laws.checks import check, target_of
+    from ckptlens.laws.profiles import profile_settings
+    from ckptlens.laws.properties import LAWS
+    from ckptlens.laws.report import Report
+
+    laws = LAWS if laws is None else laws
     target = target_of(thing)
     reports: list[Report] = []
 
@@ -48,7 +54,7 @@ def law_tests(
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--ckptlens-profile",
-        choices=sorted(PROFILES),
+        choices=PROFILE_NAMES,
         default=None,
         help="Hypothesis profile for ckptlens law tests (default: ci under CI, else dev)",
     )

@@ -7,15 +7,26 @@ the ``CI`` environment variable is set, else ``dev``.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
-from hypothesis import settings
+if TYPE_CHECKING:
+    from hypothesis import settings
 
-PROFILES: dict[str, settings] = {
-    "dev": settings(max_examples=30, deadline=None, derandomize=False),
+# Plain options, so that the names are known without importing Hypothesis (``ckptlens --help``
+# and the pytest plugin work on an install without the ``[laws]`` extra).
+PROFILE_OPTIONS: dict[str, dict[str, Any]] = {
+    "dev": {"max_examples": 30, "deadline": None, "derandomize": False},
     # CI draws the same examples every run: a red run is a real failure, reproducible anywhere.
-    "ci": settings(max_examples=200, deadline=None, derandomize=True, database=None),
-    "thorough": settings(max_examples=2000, deadline=None),
+    "ci": {"max_examples": 200, "deadline": None, "derandomize": True, "database": None},
+    "thorough": {"max_examples": 2000, "deadline": None},
 }
+PROFILE_NAMES = tuple(PROFILE_OPTIONS)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PROFILES":  # the Hypothesis settings of each profile, built on first use
+        return {profile: profile_settings(profile) for profile in PROFILE_NAMES}
+    raise AttributeError(name)
 
 
 # How long a failing law may spend shrinking its counterexample before it is reported.
@@ -30,11 +41,13 @@ def profile_name(profile: str | None = None) -> str:
     name = (
         profile or os.environ.get("CKPTLENS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
     )
-    if name not in PROFILES:
-        raise ValueError(f"unknown ckptlens profile {name!r}; known: {sorted(PROFILES)}")
+    if name not in PROFILE_OPTIONS:
+        raise ValueError(f"unknown ckptlens profile {name!r}; known: {list(PROFILE_NAMES)}")
     return name
 
 
 def profile_settings(profile: str | None = None) -> settings:
     """The Hypothesis ``settings`` of the chosen profile."""
-    return PROFILES[profile_name(profile)]
+    from hypothesis import settings
+
+    return settings(**PROFILE_OPTIONS[profile_name(profile)])

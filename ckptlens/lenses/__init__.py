@@ -18,15 +18,17 @@ Walkers over lens trees are methods of ``Lens`` (``_rows``, ``_live_rows``, ``_v
 from ckptlens.lenses import tracing
 from ckptlens.lenses.combinators import At, Compose, Record, at, record
 from ckptlens.lenses.context import MISSING, Fresh, Style, ViewReader
-from ckptlens.lenses.core import Lens, Row
+from ckptlens.lenses.core import DEEP, Lens, Row
 from ckptlens.lenses.custom import Custom, Problem, custom
 from ckptlens.lenses.describe import Table
 from ckptlens.lenses.errors import (
+    ArgumentError,
     DefinitionError,
     LensError,
     SourceError,
     ViewError,
     Violation,
+    quote,
     table_builder,
 )
 from ckptlens.lenses.fields import (
@@ -59,6 +61,7 @@ from ckptlens.lenses.paths import (
     is_prefix,
     lookup,
     same,
+    too_deep,
 )
 from ckptlens.lenses.relations import Constraint, Derived, Mirror, constraint, derived, mirror
 from ckptlens.lenses.structure import (
@@ -90,11 +93,13 @@ from ckptlens.lenses.values import (
 __all__ = [
     "ABSENT",
     "ANY_KEY",
+    "DEEP",
     "INVALID",
     "MISSING",
     "NOT_NULLABLE",
     "REQUIRED",
     "TAG_KEY",
+    "ArgumentError",
     "At",
     "Bad",
     "Bool",
@@ -155,12 +160,14 @@ __all__ = [
     "mirror",
     "passthrough",
     "pinned",
+    "quote",
     "record",
     "same",
     "spelling",
     "structure",
     "table_builder",
     "tag",
+    "too_deep",
     "tracing",
     "under",
     "union",

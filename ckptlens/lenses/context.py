@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import define, frozen
 
-from ckptlens.lenses.errors import USER_ERRORS, Violation
+from ckptlens.lenses.errors import USER_ERRORS, Violation, quote
 from ckptlens.lenses.paths import ABSENT, INVALID, Path, as_path, jsonpath, lookup
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class ReadContext:
     checks: list[Callable[[Any], None]] = attrs.Factory(list)
 
     def fail(self, lens: Lens, path: Path, expected: str, found: Any) -> Any:
-        found_text = found if isinstance(found, str) and found.startswith("<") else repr(found)
+        found_text = found if isinstance(found, str) and found.startswith("<") else quote(found)
         if found is ABSENT:
             found_text = "nothing (key absent)"
         self.violations.append(
@@ -103,7 +103,9 @@ class WriteContext:
     violations: list[Violation] = attrs.Factory(list)
 
     def fail(self, lens: Lens, vpath: Path, expected: str, found: Any) -> None:
-        found_text = "nothing (field absent)" if found is ABSENT else repr(found)
+        found_text = found if isinstance(found, str) and found.startswith("<") else quote(found)
+        if found is ABSENT:
+            found_text = "nothing (field absent)"
         self.violations.append(
             Violation(jsonpath(vpath), expected, found_text, lens.name, lens.site)
         )

@@ -31,8 +31,10 @@ from ckptlens.lenses.context import (
 )
 from ckptlens.lenses.errors import SourceError, ViewError, Violation, definition_site
 from ckptlens.lenses.footprints import Claim, Footprint, coverage_violations
-from ckptlens.lenses.paths import ABSENT, INVALID, Path, json_copy
+from ckptlens.lenses.paths import ABSENT, INVALID, MAX_DEPTH, Path, json_copy, too_deep
 from ckptlens.lenses.tracing import leaf_strays
+
+DEEP = f"a JSON tree at most {MAX_DEPTH} levels deep"
 
 if TYPE_CHECKING:
     from ckptlens.lenses.describe import Table
@@ -117,6 +119,9 @@ class Lens:
         if not isinstance(source, dict):
             ctx.fail(self, (), "a JSON object (a config dict)", source)
             return None, ctx.violations
+        if too_deep(source):
+            ctx.fail(self, (), DEEP, "<a more deeply nested tree>")
+            return None, ctx.violations
         view = self._read_root(source, ctx)
         ctx.violations.extend(coverage_violations(source, ctx.claims))
         return (None if ctx.violations else view), ctx.violations
@@ -135,9 +140,12 @@ class Lens:
         fresh = isinstance(source, Fresh)
         style = style or (source.style if fresh else Style())
         old = ABSENT if fresh else source
-        new = {} if fresh else json_copy(source)
         ctx = WriteContext(style=style, fresh=fresh, view_root=view)
+        if not fresh and too_deep(source):
+            ctx.fail(self, (), f"a source that is {DEEP}", "<a more deeply nested tree>")
+            return None, ctx.violations
         try:
+            new = {} if fresh else json_copy(source)
             result = self._write(view, (), new, old, (), ctx)
         except RecursionError:
             ctx.fail(self, (), "a view of sensible depth", "<too deeply nested>")

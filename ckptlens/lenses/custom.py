@@ -14,7 +14,7 @@ from attrs import frozen
 
 from ckptlens.lenses.context import ReadContext, WriteContext
 from ckptlens.lenses.core import Lens, Row
-from ckptlens.lenses.errors import USER_ERRORS, definition_site
+from ckptlens.lenses.errors import USER_ERRORS, definition_site, quote
 from ckptlens.lenses.footprints import Claim, Footprint
 from ckptlens.lenses.paths import ABSENT, Path, as_path, dotted
 
@@ -23,7 +23,7 @@ class Problem(ValueError):
     """Raised by a custom ``read`` to report a source problem at ``key`` (expected vs found)."""
 
     def __init__(self, key: str, expected: str, found: Any) -> None:
-        super().__init__(f"{key}: expected {expected}, found {found!r}")
+        super().__init__(f"{key}: expected {expected}, found {quote(found)}")
         self.key, self.expected, self.found = key, expected, found
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from attrs import frozen
 
 from ckptlens.lenses.core import Lens, Row
+from ckptlens.lenses.errors import quote
 from ckptlens.lenses.paths import ABSENT, ANY_KEY, as_path, lookup
 
 COLUMNS = ("view", "source", "primitive", "default", "domain")
@@ -32,6 +33,25 @@ class Table:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+    def render(self, width: int = 80) -> str:
+        """The aligned table when it fits in ``width`` columns; otherwise one block per row
+        (the first cell, then the others indented, each clipped to the width), which a
+        narrow terminal shows without wrapping lines into each other."""
+        aligned = str(self)
+        if max(map(len, aligned.splitlines()), default=0) <= width:
+            return aligned
+        blocks = []
+        for row in self.rows:
+            # a row without a first cell (a constant has no view field) is headed by the next
+            first = next((i for i, cell in enumerate(row) if cell), 0)
+            head = row[first] if first == 0 else f"({self.columns[first]}) {row[first]}"
+            lines = [_clip(head, width)]
+            for name, cell in zip(self.columns[first + 1 :], row[first + 1 :], strict=True):
+                if cell:
+                    lines.append(_clip(f"    {name}: {cell}", width))
+            blocks.append("\n".join(lines))
+        return "\n".join(blocks)
 
     def column(self, name: str) -> list[str]:
         index = self.columns.index(name)
@@ -90,4 +110,4 @@ def _view_value(view: Any, dotted: str) -> Any:
 
 
 def _show(value: Any) -> str:
-    return "" if value is ABSENT else repr(value)
+    return "" if value is ABSENT else quote(value)

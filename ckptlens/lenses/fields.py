@@ -20,7 +20,7 @@ from attrs import frozen
 
 from ckptlens.lenses.context import Deferred, NotReady, ReadContext, ViewReader, WriteContext
 from ckptlens.lenses.core import Lens, Row
-from ckptlens.lenses.errors import USER_ERRORS, definition_site
+from ckptlens.lenses.errors import USER_ERRORS, definition_site, quote
 from ckptlens.lenses.footprints import Claim, Footprint
 from ckptlens.lenses.paths import (
     ABSENT,
@@ -137,6 +137,18 @@ class Field(Lens):
             return self.spell_default or not at_default
         return (isinstance(old, dict) and self.key in old) or not at_default
 
+    def _one_key_for_all(self, values: list[Any], vat: Path) -> str:
+        """Why fields that one key sets must agree, in the model's terms: which value each
+        has, and that this format has a single key for all of them."""
+        has = ", ".join(
+            f"{dotted(path[-1:])}={quote(value)}"
+            for path, value in zip(self.views, values, strict=True)
+        )
+        return (
+            f"{quote(values[0])} like {jsonpath(vat + self.views[0])}: this format's single key "
+            f"{self.key!r} sets all {len(self.views)} of them, and this model has {has}"
+        )
+
     def _view_value(self, view: Any, vat: Path, ctx: WriteContext) -> Any:
         values = [lookup(view, path) for path in self.views]
         ok = True
@@ -149,13 +161,7 @@ class Field(Lens):
             return INVALID
         for path, value in zip(self.views[1:], values[1:], strict=True):
             if not equal_values(value, values[0]):
-                ctx.fail(
-                    self,
-                    vat + path,
-                    f"{values[0]!r}, the value of {jsonpath(vat + self.views[0])} (one key, "
-                    f"{self.key!r}, holds both)",
-                    value,
-                )
+                ctx.fail(self, vat + path, self._one_key_for_all(values, vat), value)
                 ok = False
         bad = self.type.check(values[0])
         if bad is not None:

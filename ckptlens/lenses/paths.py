@@ -146,6 +146,24 @@ def deep_merge(into: dict, other: dict) -> dict:
     return into
 
 
+# Real configs nest a few levels; recursion over a value nested thousands deep (valid JSON)
+# would raise ``RecursionError`` somewhere far from the input. Deeper sources are refused.
+MAX_DEPTH = 100
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests dicts and lists more than ``limit`` deep (checked iteratively)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def json_copy(value: Any) -> Any:
     """A deep copy of a JSON-shaped value (dicts and lists copied, scalars shared)."""
     if isinstance(value, dict):

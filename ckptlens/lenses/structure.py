@@ -453,12 +453,25 @@ def structure(cls: type, converter: cattrs.Converter) -> Structured:
     return Structured(cls, converter, site=definition_site())
 
 
+def _reason(error: BaseException, cls: Any) -> str:
+    """What was wrong, in the validator's own words (which field and why) when it gave some;
+    cattrs' default says only "invalid value"."""
+    from cattrs.v import format_exception
+
+    if isinstance(error, ValueError | TypeError | ArithmeticError) and error.args:
+        text = (
+            str(error.args[0]) if isinstance(error.args[0], str) else format_exception(error, cls)
+        )
+        return text if len(text) <= 200 else text[:197] + "..."
+    return format_exception(error, cls)
+
+
 def cattrs_violations(error: Exception, root: str) -> list[Violation]:
     """Every problem a cattrs structuring error holds, each with its JSONPath."""
     if isinstance(error, cattrs.BaseValidationError):
-        messages = cattrs.transform_error(error, path=root)
+        messages = cattrs.transform_error(error, path=root, format_exception=_reason)
     else:
-        messages = [f"{error} @ {root}"]
+        messages = [f"{_reason(error, None)} @ {root}"]
     violations = []
     for message in messages:
         text, _, path = message.rpartition(" @ ")

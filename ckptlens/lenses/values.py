@@ -61,20 +61,34 @@ class ValueType:
 
 @frozen(repr=False)
 class Int(ValueType):
+    """An integer; ``maximum`` bounds counts that code allocates by (layers, experts) so that
+    nothing grows with a number read from a file before the number is checked."""
+
     minimum: int | None = None
+    maximum: int | None = None
 
     def _read(self, raw: Any) -> Any:
         if type(raw) is not int:
             return Bad(self.describe())
         if self.minimum is not None and raw < self.minimum:
             return Bad(self.describe())
+        if self.maximum is not None and raw > self.maximum:
+            return Bad(self.describe())
         return raw
 
     def describe(self) -> str:
-        return "an integer" + (f" >= {self.minimum}" if self.minimum is not None else "")
+        bounds = [
+            *([f">= {self.minimum}"] if self.minimum is not None else []),
+            *([f"<= {self.maximum}"] if self.maximum is not None else []),
+        ]
+        return "an integer" + (" " + " and ".join(bounds) if bounds else "")
 
     def __repr__(self) -> str:
-        return f"Int(minimum={self.minimum})" if self.minimum is not None else "Int()"
+        bounds = [
+            *([f"minimum={self.minimum}"] if self.minimum is not None else []),
+            *([f"maximum={self.maximum}"] if self.maximum is not None else []),
+        ]
+        return f"Int({', '.join(bounds)})"
 
 
 @frozen(repr=False)
@@ -90,7 +104,9 @@ class Float(ValueType):
             return Bad(self.describe())
         if isinstance(raw, float) and not math.isfinite(raw):
             return Bad(self.describe())
-        value = float(raw)
+        value = _as_float(raw)
+        if value is None:
+            return Bad(self.describe())
         if (self.positive and value <= 0) or (self.nonnegative and value < 0):
             return Bad(self.describe())
         if self.maximum is not None and value > self.maximum:
@@ -100,7 +116,8 @@ class Float(ValueType):
     def _write(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return Bad(self.describe())
-        return float(value)
+        written = _as_float(value)
+        return Bad(self.describe()) if written is None else written
 
     def describe(self) -> str:
         bound = " > 0" if self.positive else " >= 0" if self.nonnegative else ""
@@ -114,6 +131,16 @@ class Float(ValueType):
             *([f"maximum={self.maximum}"] if self.maximum is not None else []),
         ]
         return f"Float({', '.join(flags)})"
+
+
+def _as_float(number: int | float) -> float | None:
+    """``float(number)``, or ``None`` for an integer too large for a finite float (JSON allows
+    a 401-digit integer; ``float`` raises ``OverflowError`` on it)."""
+    try:
+        value = float(number)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 @frozen(repr=False)

@@ -6,7 +6,8 @@ format (``ckptlens.formats.hf_weights``).
 Importing this package imports neither torch nor transformers (nor numpy): plans are data.
 """
 
-from ckptlens.weights.convert import DestinationError, Side, convert, convert_between
+from ckptlens.weights.convert import Side, convert, convert_between
+from ckptlens.weights.destination import DestinationError
 from ckptlens.weights.lens import TensorMapping, WeightLens, native_weights
 from ckptlens.weights.plan import Plan, build_plan
 from ckptlens.weights.safetensors_header import read_checkpoint, read_header

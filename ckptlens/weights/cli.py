@@ -9,6 +9,7 @@ from types import FrameType
 from typing import Any
 
 from ckptlens.lenses.errors import LensError
+from ckptlens.weights.convert import DTYPE_HELP
 
 
 def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -20,12 +21,12 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
         "stream the tensors into a temporary sibling directory renamed into place at the end.",
     )
     parser.add_argument("src", help="source checkpoint directory (HF or native)")
-    parser.add_argument("dst", help="destination directory (must not exist)")
     parser.add_argument(
-        "--to", required=True, help="'native' or a format name (llama, mistral, ...)"
+        "dst", help="destination directory (created with its parents; must not exist)"
     )
+    parser.add_argument("--to", required=True, help=f"'native' or a format: {_format_names()}")
     parser.add_argument(
-        "--dtype", default=None, help="cast floating tensors (bfloat16, float16, float32)"
+        "--dtype", default=None, help=f"cast floating tensors to {DTYPE_HELP} (extra [torch])"
     )
     parser.add_argument(
         "--max-shard-size", default="5GB", help="largest output shard (default 5GB)"
@@ -39,8 +40,14 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--generation",
         choices=("v5", "v4"),
-        default="v5",
-        help="transformers generation a newly written HF config is spelled for (default v5)",
+        default=None,
+        help="transformers generation of the HF config's spelling (default: the source's "
+        "when converting back to the format it came from, else v5)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing destination directory, once the new one is complete",
     )
     parser.add_argument("--plan", action="store_true", help="print the plan and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -64,6 +71,7 @@ def run_convert(args: argparse.Namespace) -> int:
             progress=not (args.quiet or args.plan),
             moe_layout=args.moe_layout,
             generation=args.generation,
+            overwrite=args.overwrite,
         )
     except LensError as error:
         print(f"ckptlens convert: {error}", file=sys.stderr)
@@ -75,6 +83,12 @@ def run_convert(args: argparse.Namespace) -> int:
     if not args.plan:
         print(f"wrote {args.dst}")
     return 0
+
+
+def _format_names() -> str:
+    from ckptlens import formats
+
+    return ", ".join(formats.names())
 
 
 def _terminate_cleanly() -> None:

@@ -71,6 +71,9 @@ class Plan:
     dtype: str | None
     groups: tuple[Group, ...] = field(converter=tuple)
     shards: tuple[ShardLayout, ...] = field(converter=tuple)
+    # What the conversion does besides tensors (how config.json is made, which other files
+    # are copied or left behind), one line each; set by ``convert``.
+    notes: tuple[str, ...] = field(default=(), converter=tuple)
 
     @property
     def read_bytes(self) -> int:
@@ -98,6 +101,7 @@ class Plan:
             f" read {human_size(self.read_bytes)}, write {human_size(self.write_bytes)},"
             f" peak tensor memory <= {human_size(self.memory_bound)}",
         ]
+        lines += [f"  {note}" for note in self.notes]
         if verbose:
             for shard in self.shards:
                 lines.append(

@@ -20,7 +20,8 @@ from typing import Any
 from attrs import frozen
 
 from ckptlens.dtypes import DTYPE_SIZES
-from ckptlens.lenses.errors import SourceError, Violation
+from ckptlens.files import read_json_object
+from ckptlens.lenses.errors import SourceError, Violation, quote
 
 Shape = tuple[int, ...]
 
@@ -115,12 +116,11 @@ def _listdir(directory: str) -> list[str]:
 
 def _weight_map(index_path: str, problems: list[Violation]) -> dict[str, str]:
     try:
-        with open(index_path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, ValueError) as error:
-        problems.append(Violation(INDEX_FILE, "a JSON index", str(error), SITE))
+        document = read_json_object(index_path, "a JSON index")
+    except SourceError as error:
+        problems.extend(error.violations)
         return {}
-    weight_map = document.get("weight_map") if isinstance(document, dict) else None
+    weight_map = document.get("weight_map")
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
     ):
@@ -128,7 +128,7 @@ def _weight_map(index_path: str, problems: list[Violation]) -> dict[str, str]:
             Violation(
                 f"{INDEX_FILE}:$.weight_map",
                 "an object of names to shard files",
-                repr(weight_map)[:80],
+                quote(weight_map, 80),
                 SITE,
             )
         )
@@ -184,7 +184,9 @@ def read_header(path: str) -> tuple[list[TensorInfo], list[Violation]]:
                 ]
             header = json.loads(handle.read(length))
     except (OSError, ValueError) as error:
-        return [], [Violation(name, "a readable safetensors header", str(error), SITE)]
+        return [], [Violation(name, "a readable safetensors header", quote(str(error)), SITE)]
+    except RecursionError:
+        return [], [Violation(name, "a header of sensible depth", "a deeper header", SITE)]
     if not isinstance(header, dict):
         return [], [Violation(name, "a JSON object header", type(header).__name__, SITE)]
     data_start = 8 + length
@@ -207,7 +209,7 @@ def _metadata_problems(name: str, metadata: Any) -> Iterator[Violation]:
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
-        yield Violation(f"{name}:__metadata__", "an object of strings", repr(metadata)[:80], SITE)
+        yield Violation(f"{name}:__metadata__", "an object of strings", quote(metadata, 80), SITE)
 
 
 def _entry(
@@ -216,22 +218,22 @@ def _entry(
     where = f"{os.path.basename(path)}:{tensor}"
     if not isinstance(entry, dict):
         return None, [
-            Violation(where, "an object with dtype, shape, data_offsets", repr(entry)[:80], SITE)
+            Violation(where, "an object with dtype, shape, data_offsets", quote(entry, 80), SITE)
         ]
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     problems = []
     if dtype not in DTYPE_SIZES:
         problems.append(
-            Violation(f"{where}.dtype", f"one of {sorted(DTYPE_SIZES)}", repr(dtype), SITE)
+            Violation(f"{where}.dtype", f"one of {sorted(DTYPE_SIZES)}", quote(dtype), SITE)
         )
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         problems.append(
-            Violation(f"{where}.shape", "a list of non-negative integers", repr(shape), SITE)
+            Violation(f"{where}.shape", "a list of non-negative integers", quote(shape), SITE)
         )
     if not _is_offsets(offsets):
         problems.append(
             Violation(
-                f"{where}.data_offsets", "[begin, end] with 0 <= begin <= end", repr(offsets), SITE
+                f"{where}.data_offsets", "[begin, end] with 0 <= begin <= end", quote(offsets), SITE
             )
         )
     if problems:

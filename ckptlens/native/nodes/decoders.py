@@ -10,7 +10,8 @@ from typing import ClassVar
 
 from attrs import frozen
 
-from ckptlens.native.nodes.fields import Tensors, arch, boolean, positive_int, union
+from ckptlens.native.bounds import MAX_COUNT, count
+from ckptlens.native.nodes.fields import Tensors, arch, boolean, union
 from ckptlens.native.nodes.mixers import Mixer
 from ckptlens.native.nodes.mlp import FeedForward
 from ckptlens.native.nodes.norms import Normalization
@@ -70,7 +71,7 @@ class FixedDecoder:
 
     tag: ClassVar[str] = "fixed"
     block: Block = arch()
-    num_blocks: int = arch(validator=positive_int)
+    num_blocks: int = arch(validator=count)
 
     def block_at(self, index: int) -> Block:
         return self.block
@@ -89,8 +90,8 @@ class PatternDecoder:
     pattern: tuple[str, ...] = arch(converter=tuple)
 
     def __attrs_post_init__(self) -> None:
-        if not self.pattern:
-            raise ValueError("pattern must name at least one block")
+        if not 1 <= len(self.pattern) <= MAX_COUNT:
+            raise ValueError(f"pattern must name from 1 to {MAX_COUNT} blocks")
         unknown = sorted({name for name in self.pattern if name not in self.blocks})
         if unknown:
             raise ValueError(

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import attrs
 from attrs import frozen
 
+from ckptlens.native.bounds import count
 from ckptlens.native.nodes.fields import (
     Shape,
     Tensors,
@@ -113,7 +114,7 @@ class MoE:
     """A mixture of identical expert MLPs, with optional always-on shared expert."""
 
     tag: ClassVar[str] = "moe"
-    experts: int = arch(validator=positive_int)
+    experts: int = arch(validator=count)
     experts_per_token: int = arch(validator=positive_int)
     expert: MLP = arch()
     router: Router = arch(factory=Router)

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 from attrs import frozen
 
+from ckptlens.native.bounds import count
 from ckptlens.native.nodes.decoders import Decoder, block_prefix
 from ckptlens.native.nodes.fields import (
     Tensors,
@@ -45,7 +46,7 @@ class Head:
     """
 
     final_norm: Normalization = arch()
-    prediction_heads: int = arch(default=1, validator=positive_int)
+    prediction_heads: int = arch(default=1, validator=count)
 
 
 TokenIds = int | tuple[int, ...] | None
