@@ -26,12 +26,12 @@ EXPECTED = {
     "meta-llama__Llama-3.2-1B-Instruct.json": "llama",
     "meta-llama__Meta-Llama-3-8B.json": "llama",
     "meta-llama__Meta-Llama-3.1-8B.json": "llama",
+    "deepseek-ai__DeepSeek-V3.json": "deepseek_v3",
 }
 UNSUPPORTED = {
     "google__gemma-2-2b.json": "gemma2",
     "Qwen__Qwen3-0.6B.json": "qwen3",
     "Qwen__Qwen3-30B-A3B.json": "qwen3_moe",
-    "deepseek-ai__DeepSeek-V3.json": "deepseek_v3",
 }
 PEERS = [name for name, fmt in EXPECTED.items() if fmt != "llama"]
 

@@ -97,11 +97,14 @@ class MoEWeights:
 
     def detect_layout(self, tensor_names: Iterable[str]) -> str | None:
         """Which layout a checkpoint uses, from its tensor names (``None``: no experts)."""
-        for name in tensor_names:
-            # fused first: with both layouts under ``mlp`` the per-expert test matches it too
-            if name.endswith(f".{self.fused}.experts.gate_up_proj"):
-                return FUSED
-            if f".{self.per_expert}.experts." in name:
+        names = list(tensor_names)
+        # Fused first: with both layouts under ``mlp`` (transformers' qwen2_moe family) the
+        # per-expert prefix also starts the fused names.
+        if any(name.endswith(f".{self.fused}.experts.gate_up_proj") for name in names):
+            return FUSED
+        per_expert = f".{self.per_expert}.experts."
+        for name in names:
+            if per_expert in name and name.split(per_expert, 1)[1].split(".", 1)[0].isdigit():
                 return PER_EXPERT
         return None
 
