@@ -5,6 +5,7 @@ layouts, the reference logits against transformers', and sabotages that must fai
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -202,3 +203,35 @@ def test_what_it_does_not_represent_is_refused_by_name(edit: dict, key: str) -> 
     with pytest.raises(SourceError) as error:
         FORMAT.lens.get({**published, **edit})
     assert key in str(error.value)
+
+
+def test_fp8_block_checkpoints_are_refused_naming_their_scales(tiny, tmp_path) -> None:
+    """FP8 block weights are not converted yet: a checkpoint with ``weight_scale_inv`` tensors
+    is refused before anything is written, each scale named (never silently dequantised or
+    dropped)."""
+    from safetensors.torch import load_file as load_torch
+    from safetensors.torch import save_file as save_torch
+
+    hf_dir, _ = tiny
+    fp8 = tmp_path / "fp8"
+    fp8.mkdir()
+    document = json.loads((hf_dir / "config.json").read_text())
+    document["quantization_config"] = {
+        "activation_scheme": "dynamic",
+        "fmt": "e4m3",
+        "quant_method": "fp8",
+        "weight_block_size": [128, 128],
+    }
+    (fp8 / "config.json").write_text(json.dumps(document))
+    tensors = {}
+    for name, tensor in load_torch(hf_dir / "model.safetensors").items():
+        if name.endswith("_proj.weight"):
+            tensors[name] = tensor.to(torch.float8_e4m3fn)
+            tensors[f"{name}_scale_inv"] = torch.ones(1, 1)
+        else:
+            tensors[name] = tensor
+    save_torch(tensors, fp8 / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(SourceError) as error:
+        convert(fp8, tmp_path / "native", to="native", progress=False)
+    assert "model.layers.1.self_attn.q_b_proj.weight_scale_inv" in str(error.value)
+    assert not (tmp_path / "native").exists()
