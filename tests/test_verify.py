@@ -324,3 +324,24 @@ def test_building_the_command_imports_neither_torch_nor_transformers() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_gelu_new_read_as_exact_gelu_fails_verify_in_float64(
+    tmp_path: Path,
+) -> None:
+    """The smallest semantic slip we know: ``gelu_new`` (tanh approximation) computed as exact
+    ``gelu``. Measured here: 3.6e-4 against an allowed 2.0e-6 in float64 (the noise is about
+    2e-7 of the logit scale). With small real-model weights the same slip moves logits by a few
+    1e-6, under float32's 1e-4 tolerance: hence float64 and its 1e-6 by default."""
+    hf_dir, native_dir = tmp_path / "hf", tmp_path / "native"
+    save_tiny_model(llama(hidden_act="gelu_new")(), hf_dir)
+    convert(hf_dir, native_dir, to="native", progress=False)
+    assert check(hf_dir, native_dir).passed
+    document = json.loads((native_dir / "config.json").read_text())
+    text = json.dumps(document)
+    assert text.count('"gelu_tanh"') == 1
+    (native_dir / "config.json").write_text(text.replace('"gelu_tanh"', '"gelu"'))
+    report = check(hf_dir, native_dir)
+    print(report.summary())
+    assert not report.passed
+    assert report.max_abs_diff > 3 * report.allowed

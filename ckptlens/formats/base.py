@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -27,6 +27,10 @@ class Format:
     from the same native nodes the config lens produces, so the two cannot disagree.
     ``peer`` names the transformers config class, when transformers has one: tests and
     ``canonical`` use it as the independent reference for defaults and spellings.
+    ``peer_model`` names the transformers model class (``"LlamaForCausalLM"``): declaring it
+    opts the format into the ModelEquiv law, which builds that model from ``create(v)`` and
+    compares its logits with the native reference. ``peer_inputs``, when a model needs more
+    than token ids (images, say), maps ``(view, tokens)`` to the model's keyword arguments.
     """
 
     name: str
@@ -35,6 +39,10 @@ class Format:
     lens: Lens = attrs.field(repr=False)
     weight_naming: DecoderWeights | None = attrs.field(default=None, repr=False)
     peer: str | None = None
+    peer_model: str | None = None
+    peer_inputs: Callable[[Model, Any], dict[str, Any]] | None = attrs.field(
+        default=None, repr=False
+    )
     remote_code: bool = False
     notes: tuple[str, ...] = ()
 

@@ -45,5 +45,12 @@ tree = hf_model(
 )
 # The tensor names every Llama-derived format shares (formats reuse it like the config lines).
 LLAMA_WEIGHTS = hf.decoder("model.layers.{i}", mixer=hf.attention("self_attn"), mlp=hf.mlp("mlp"))
-FORMAT = declare("llama", tree, ("LlamaForCausalLM",), weights=LLAMA_WEIGHTS, peer="LlamaConfig")
+FORMAT = declare(
+    "llama",
+    tree,
+    ("LlamaForCausalLM",),
+    weights=LLAMA_WEIGHTS,
+    peer="LlamaConfig",
+    peer_model="LlamaForCausalLM",
+)
 lens = FORMAT.lens

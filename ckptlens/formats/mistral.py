@@ -30,6 +30,11 @@ tree = hf_model(
     extra=generic_keys(),
 )
 FORMAT = declare(
-    "mistral", tree, ("MistralForCausalLM",), weights=LLAMA_WEIGHTS, peer="MistralConfig"
+    "mistral",
+    tree,
+    ("MistralForCausalLM",),
+    weights=LLAMA_WEIGHTS,
+    peer="MistralConfig",
+    peer_model="MistralForCausalLM",
 )
 lens = FORMAT.lens

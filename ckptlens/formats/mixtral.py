@@ -64,5 +64,12 @@ WEIGHTS = hf.decoder(
     mixer=hf.attention("self_attn"),
     mlp=hf.moe(per_expert="block_sparse_moe", fused="mlp"),
 )
-FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), weights=WEIGHTS, peer="MixtralConfig")
+FORMAT = declare(
+    "mixtral",
+    tree,
+    ("MixtralForCausalLM",),
+    weights=WEIGHTS,
+    peer="MixtralConfig",
+    peer_model="MixtralForCausalLM",
+)
 lens = FORMAT.lens

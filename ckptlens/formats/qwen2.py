@@ -43,5 +43,12 @@ tree = hf_model(
     extra=[generic_keys(), constant("use_mrope", False, create=False)],
     defaults={"vocab_size": 151936},
 )
-FORMAT = declare("qwen2", tree, ("Qwen2ForCausalLM",), weights=LLAMA_WEIGHTS, peer="Qwen2Config")
+FORMAT = declare(
+    "qwen2",
+    tree,
+    ("Qwen2ForCausalLM",),
+    weights=LLAMA_WEIGHTS,
+    peer="Qwen2Config",
+    peer_model="Qwen2ForCausalLM",
+)
 lens = FORMAT.lens

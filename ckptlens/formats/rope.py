@@ -115,7 +115,16 @@ def yarn_keys(*, original_required: bool = False, extended: bool = True) -> list
             *lenses,
             _optional_float("mscale", "mscale"),
             _optional_float("mscale_all_dim", "mscale_all_dim"),
-            field("truncate", "truncate", Nullable(Bool()), default=None, spell_default=False),
+            # transformers reads ``.get("truncate", True)``: absent is the method's default
+            # (truncate), but an explicit null is falsy: no truncation.
+            field(
+                "truncate",
+                "truncate",
+                Nullable(Bool()),
+                default=None,
+                spell_default=False,
+                null_default=False,
+            ),
         ]
     reason = "this modeling code's yarn has no such key"
     return [

@@ -4,8 +4,11 @@
     report = laws.check(my_format)      # a Report: each law, pass/fail, counterexample
     laws.assert_lawful(my_format)       # the assert form for tests
 
-Strategies (``laws.sources``, ``laws.views``) are derived from the lens declarations; the
-pytest plugin (``ckptlens.laws.plugin``) turns a format into one test per law in one line.
+Besides the lens laws, ``model_equiv`` and ``metadata_equiv`` check a format against
+transformers' own model and config classes, and ``weight_round_trip`` its weight lens (see
+``laws.model_equiv``). Strategies (``laws.sources``, ``laws.views``) are derived from the
+lens declarations; the pytest plugin (``ckptlens.laws.plugin``) turns a format into one test
+per law in one line.
 
 The harness needs Hypothesis (the ``[laws]`` extra). Names are imported on first use, so that
 the pytest plugin registered by an install without that extra (and ``ckptlens --help``) can
@@ -26,6 +29,7 @@ _HOMES = {
     "PROFILES": "profiles",
     "profile_name": "profiles",
     "LAWS": "properties",
+    "SEMANTIC_LAWS": "properties",
     "Example": "properties",
     "Target": "properties",
     "LawResult": "report",

@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from hypothesis.errors import UnsatisfiedAssumption
 
 from ckptlens.laws.profiles import profile_settings, shrink_seconds
-from ckptlens.laws.properties import LAW_PROPERTIES, LAWS, Example, Target
+from ckptlens.laws.properties import (
+    LAW_PROPERTIES,
+    LAWS,
+    SEMANTIC_LAWS,
+    Example,
+    Target,
+    not_run_reason,
+)
 from ckptlens.laws.report import LawBroken, LawResult, Report
 from ckptlens.laws.strategies import sources_and_views
 from ckptlens.lenses import Lens
@@ -38,7 +45,7 @@ def target_of(thing: Any, canonical: Callable[[dict], dict] | None = None) -> Ta
     peer = canonical
     if peer is None and getattr(thing, "peer", None):
         peer = _quiet(thing.canonical)
-    return Target(thing.name, thing.lens, peer, Model, dict(UNION_MEMBERS))
+    return Target(thing.name, thing.lens, peer, Model, dict(UNION_MEMBERS), format=thing)
 
 
 def _quiet(function: Callable[[dict], dict]) -> Callable[[dict], dict]:
@@ -162,6 +169,22 @@ def check(
 ) -> Report:
     """Run ``laws`` on a format or lens; ``canonical`` is an independent normaliser (a peer)."""
     target = target_of(thing, canonical)
+    semantic = [law for law in laws if law in SEMANTIC_LAWS]
+    reasons = {law: not_run_reason(target, law) for law in laws if law not in SEMANTIC_LAWS}
+    skipped = {law: reason for law, reason in reasons.items() if reason}
+    shared = [law for law in laws if law not in SEMANTIC_LAWS and law not in skipped]
+    by_law = {law: LawResult(law, False, 0, 0.0, not_run=reason) for law, reason in skipped.items()}
+    by_law.update(_check_shared(target, shared, profile))
+    if semantic:
+        from ckptlens.laws.semantic import run_semantic
+
+        by_law.update({r.law: r for r in run_semantic(target, semantic, profile)})
+    return Report(target.name, tuple(by_law[law] for law in laws))
+
+
+def _check_shared(target: Target, laws: Sequence[str], profile: str | None) -> dict[str, LawResult]:
+    if not laws:
+        return {}
     wanted = profile_settings(profile).max_examples
     counts, failures, seconds = _shared_run(target, laws, profile)
     for _ in range(_TOP_UPS):
@@ -175,7 +198,7 @@ def check(
         failures.update(more_failures)
         for law in short:
             counts[law] += more[law]
-    results = []
+    results = {}
     for law in laws:
         if law not in failures and counts[law] == 0:
             # a law checked on nothing has not passed: say so rather than report it green
@@ -183,13 +206,13 @@ def check(
             results.append(LawResult(law, False, 0, seconds, why))
             continue
         if law not in failures:
-            results.append(LawResult(law, True, counts[law], seconds))
+            results[law] = LawResult(law, True, counts[law], seconds)
             continue
         started = time.perf_counter()
         text = _shrink(target, law, profile, failures[law])
         spent = seconds + time.perf_counter() - started
-        results.append(LawResult(law, False, counts[law], spent, text))
-    return Report(target.name, tuple(results))
+        results[law] = LawResult(law, False, counts[law], spent, text)
+    return results
 
 
 _TOP_UPS = 3

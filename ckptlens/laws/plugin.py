@@ -25,26 +25,34 @@ from ckptlens.laws.profiles import PROFILE_NAMES
 def law_tests(
     thing: Any, *, laws: Sequence[str] | None = None, profile: str | None = None
 ) -> Callable[[str], None]:
-    """A pytest test function, parametrized over ``laws`` (default: all), checking ``thing``
-    (a format or a lens). All laws share one run (the first test item triggers it); each item
-    then asserts its own law passed on at least the profile's example count, and a failure
-    shows the law's shrunk counterexample with both sides."""
+    """A pytest test function, parametrized over ``laws`` (default: every law that can run on
+    ``thing``), checking ``thing`` (a format or a lens). All laws share one run (the first test
+    item triggers it); each item then asserts its own law passed on at least the profile's
+    example count, and a failure shows the law's shrunk counterexample with both sides.
+
+    A law that cannot run on ``thing`` (ModelEquiv without runnable model code) gets no item
+    rather than a skipped one: ``ckptlens check`` reports it as not run, with the reason.
+    Asking for such a law by name is an error."""
     from ckptlens.laws.checks import check, target_of
-    from ckptlens.laws.profiles import profile_settings
-    from ckptlens.laws.properties import LAWS
+    from ckptlens.laws.profiles import law_examples
+    from ckptlens.laws.properties import LAWS, not_run_reason
     from ckptlens.laws.report import Report
 
-    laws = LAWS if laws is None else laws
     target = target_of(thing)
+    reasons = {law: not_run_reason(target, law) for law in (LAWS if laws is None else laws)}
+    if laws is not None and any(reasons.values()):
+        why = "; ".join(f"{law}: {reason}" for law, reason in reasons.items() if reason)
+        raise ValueError(f"laws that cannot run on {target.name} were asked for ({why})")
+    laws = [law for law, reason in reasons.items() if reason is None]
     reports: list[Report] = []
 
-    @pytest.mark.parametrize("law", list(laws))
+    @pytest.mark.parametrize("law", laws)
     def test_law(law: str) -> None:
         if not reports:
             reports.append(check(target, laws=laws, profile=profile))
         result = next(r for r in reports[0].results if r.law == law)
         assert result.passed, str(result)
-        wanted = profile_settings(profile).max_examples
+        wanted = law_examples(law, profile)
         assert result.examples >= wanted, f"{law} ran {result.examples} < {wanted} examples"
 
     test_law.__name__ = f"test_laws_of_{target.name}"

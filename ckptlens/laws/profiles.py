@@ -29,6 +29,23 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+# The semantic laws (model_equiv, weight_round_trip) build and run a real transformers model
+# per example, about a second each on this project's machine, so they draw their own, smaller
+# number of tiny models per profile. ``ci`` is the "at least 25 models per format" of the brief.
+SEMANTIC_EXAMPLES: dict[str, int] = {"dev": 5, "ci": 25, "thorough": 200}
+
+
+def semantic_examples(profile: str | None = None) -> int:
+    return SEMANTIC_EXAMPLES[profile_name(profile)]
+
+
+def law_examples(law: str, profile: str | None = None) -> int:
+    """How many examples ``law`` must have passed on under ``profile``."""
+    if law in ("model_equiv", "weight_round_trip"):
+        return semantic_examples(profile)
+    return int(PROFILE_OPTIONS[profile_name(profile)]["max_examples"])
+
+
 # How long a failing law may spend shrinking its counterexample before it is reported.
 SHRINK_SECONDS: dict[str, float] = {"dev": 2.0, "ci": 5.0, "thorough": 60.0}
 

@@ -33,6 +33,8 @@ class Target:
     schema: type | None = None
     unions: dict = attrs.field(factory=dict)
     generations: tuple[str, ...] = ("v5", "v4")
+    # The ``Format`` (``None`` for a bare lens): the semantic laws need its model and weights.
+    format: Any = None
 
 
 @frozen
@@ -318,6 +320,12 @@ def _coverage(t: Target) -> Callable[[Example], None]:
     return law
 
 
+def _metadata_equiv(t: Target) -> Callable[[Example], None]:
+    from ckptlens.laws.metadata_equiv import metadata_equiv
+
+    return metadata_equiv(t.format)
+
+
 LAW_PROPERTIES: dict[str, Callable[[Target], Callable[[Example], None]]] = {
     "get_put": _get_put,
     "put_get": _put_get,
@@ -328,5 +336,21 @@ LAW_PROPERTIES: dict[str, Callable[[Target], Callable[[Example], None]]] = {
     "domain": _domain,
     "footprint": _footprint,
     "coverage": _coverage,
+    "metadata_equiv": _metadata_equiv,
 }
-LAWS = tuple(LAW_PROPERTIES)
+# The semantic laws run on their own tiny models (``laws.semantic``), after these.
+SEMANTIC_LAWS = ("model_equiv", "weight_round_trip")
+LAWS = (*LAW_PROPERTIES, *SEMANTIC_LAWS)
+
+
+def not_run_reason(t: Target, law: str) -> str | None:
+    """Why ``law`` cannot be checked on ``t`` (``None``: it can)."""
+    if law == "metadata_equiv":
+        from ckptlens.laws.metadata_equiv import not_run_reason as reason
+
+        return reason(t.format)
+    if law in SEMANTIC_LAWS:
+        from ckptlens.laws.semantic import not_run_reason as semantic_reason
+
+        return semantic_reason(law, t.format)
+    return None

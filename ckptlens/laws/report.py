@@ -13,18 +13,32 @@ from attrs import frozen
 class LawResult:
     """One law's outcome. ``examples``: how many examples it was checked on. ``seconds``: the
     run it was checked in (all laws share one run), plus its shrinking when it failed.
-    ``counterexample``: the failed equation, then each side, one per line."""
+    ``counterexample``: the failed equation, then each side, one per line. ``not_run``: why the
+    law could not be checked on this target (then ``passed`` is false and it is no failure
+    either: a law that did not run is never reported as passed). ``notes``: what the law
+    measured (the semantic laws: how many drawn examples reached each case, the noise)."""
 
     law: str
     passed: bool
     examples: int
     seconds: float
     counterexample: str = ""
+    not_run: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return not self.passed and not self.not_run
 
     def __str__(self) -> str:
+        if self.not_run:
+            return f"{'n/a':4}  {self.law:17} not run: {self.not_run}"
         status = "pass" if self.passed else "FAIL"
         line = f"{status:4}  {self.law:17} {self.examples:5d} examples  {self.seconds:6.2f}s"
-        return line if self.passed else f"{line}\n{_indent(self.counterexample)}"
+        lines = [line, *(f"      {note}" for note in self.notes)]
+        if not self.passed:
+            lines.append(_indent(self.counterexample))
+        return "\n".join(lines)
 
 
 @frozen
@@ -36,13 +50,21 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(result.passed for result in self.results)
+        """No law failed (laws that could not run are listed, not counted as passed)."""
+        return not self.failed()
 
     def failed(self) -> list[str]:
-        return [result.law for result in self.results if not result.passed]
+        return [result.law for result in self.results if result.failed]
+
+    def not_run(self) -> list[str]:
+        return [result.law for result in self.results if result.not_run]
 
     def __str__(self) -> str:
-        verdict = "all pass" if self.ok else "FAILED " + ", ".join(self.failed())
+        verdict = "no failure" if self.ok else "FAILED " + ", ".join(self.failed())
+        if self.not_run():
+            verdict += "; not run: " + ", ".join(self.not_run())
+        elif self.ok:
+            verdict = "all pass"
         head = f"laws for {self.target}: {verdict}"
         return "\n".join([head, *(str(result) for result in self.results)])
 

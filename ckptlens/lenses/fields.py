@@ -120,6 +120,11 @@ class Field(Lens):
             raw = None
         else:
             raw = self.type.write(value, ABSENT if old_raw is None else old_raw)
+            if raw is None and self.null_default is not NOT_NULLABLE:
+                # A null would read back as ``null_default``, not as this value: leave the
+                # key out (yarn's ``truncate``: absent is the default, null means false).
+                new.pop(self.key, None)
+                return new
         if self._keep_key(value, old, ctx):
             new[self.key] = raw
         else:
