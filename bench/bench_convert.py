@@ -7,6 +7,9 @@ default), then measures in one run, each in a fresh subprocess:
 - ckptlens HF -> native and native -> HF: throughput from the first read to the last byte
   written and synced (timed inside the child, interpreter start and imports excluded), the
   whole-process wall time, peak RSS, and the plan's memory bound;
+- the casts bf16 -> fp16 (HF -> native) and fp32 -> bf16 (an fp32 copy of the checkpoint,
+  made once with ckptlens, HF -> native): the same numbers; each cast's throughput ratio is
+  against ``cp -r`` + ``sync`` of its own source checkpoint in the same round;
 - transformers ``from_pretrained`` + ``save_pretrained`` of the same checkpoint (whole process).
 
 Usage: ``python bench/bench_convert.py [--layers 19] [--hidden 2048] [--workdir DIR]``.
@@ -33,13 +36,14 @@ import numpy  # loaded before the baseline: the bound counts tensor data, not li
 import ckptlens.formats
 from ckptlens.weights.convert import convert
 baseline = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-started = time.perf_counter()
-plan = convert(sys.argv[1], sys.argv[2], to=sys.argv[3], progress=False)
-elapsed = time.perf_counter() - started
+started, cpu = time.perf_counter(), time.process_time()
+dtype = sys.argv[4] if len(sys.argv) > 4 else None
+plan = convert(sys.argv[1], sys.argv[2], to=sys.argv[3], dtype=dtype, progress=False)
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 status = open("/proc/self/status").read()
 peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
-print(json.dumps({"seconds": elapsed, "bytes": plan.write_bytes, "bound": plan.memory_bound,
-                  "baseline_rss": baseline, "peak_rss": peak}))
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "bytes": plan.write_bytes,
+                  "bound": plan.memory_bound, "baseline_rss": baseline, "peak_rss": peak}))
 """
 
 TRANSFORMERS_CHILD = """
@@ -112,9 +116,10 @@ def copy_baseline(src: str, dst: str) -> float:
     return time.perf_counter() - started
 
 
-def ckptlens_run(src: str, dst: str, to: str) -> dict:
+def ckptlens_run(src: str, dst: str, to: str, dtype: str | None = None) -> dict:
     subprocess.run(["sync"], check=True)  # start every measurement without dirty pages
-    seconds, out = run_child([sys.executable, "-c", CKPTLENS_CHILD, src, dst, to])
+    extra = [dtype] if dtype else []
+    seconds, out = run_child([sys.executable, "-c", CKPTLENS_CHILD, src, dst, to, *extra])
     result = json.loads(out.strip().splitlines()[-1])
     result.update(process_seconds=seconds)
     return result
@@ -129,6 +134,8 @@ def mib(count: float) -> str:
 
 
 CONVERSIONS = ("HF -> native", "native -> HF")
+CASTS = {"bf16 -> fp16": "copy bf16", "fp32 -> bf16": "copy fp32"}
+"""Each cast and the copy baseline its throughput is compared with (that of its source)."""
 
 
 def median(values: list[float]) -> float:
@@ -137,7 +144,7 @@ def median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def report(size: int, rounds: list[dict]) -> None:
+def report(size: int, rounds: list[dict], wide_size: int) -> None:
     """Medians over rounds; ratios are taken within each round (the same minute of a noisy
     shared machine) and then their median reported."""
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
@@ -145,18 +152,29 @@ def report(size: int, rounds: list[dict]) -> None:
     copy = median([r["copy"] for r in rounds])
     print(f"cp -r + sync: {copy:.2f} s, {mib(size / copy)}/s")
     hf_seconds = median([r["hf"][0] for r in rounds])
-    for name in CONVERSIONS:
+    for name in (*CONVERSIONS, *CASTS):
         runs = [r[name] for r in rounds]
         seconds = median([run["seconds"] for run in runs])
-        ratio = median([r["copy"] / r[name]["seconds"] for r in rounds])
+        baseline = CASTS.get(name, "copy")
+        ratio = median([r[baseline] / r[name]["seconds"] for r in rounds])
+        if name in CASTS:
+            copied = median([r[baseline] for r in rounds])
+            source = wide_size if baseline == "copy fp32" else size
+            print(f"cp -r + sync of the {name.split()[0]} source ({gib(source)}): {copied:.2f} s")
         whole = median([run["process_seconds"] for run in runs])
         speedup = median([r["hf"][0] / r[name]["process_seconds"] for r in rounds])
         peak, start = max(run["peak_rss"] for run in runs), max(run["baseline_rss"] for run in runs)
         bound = runs[0]["bound"]
         within = all(run["peak_rss"] <= run["baseline_rss"] + run["bound"] for run in runs)
         print(f"ckptlens {name}:")
-        print(f"  convert {seconds:.2f} s, {mib(size / seconds)}/s; throughput {ratio:.2f}x cp")
-        print(f"  whole process {whole:.2f} s; {speedup:.1f}x faster than transformers")
+        written = runs[0]["bytes"]
+        cpu = median([run["cpu"] for run in runs])
+        print(
+            f"  convert {seconds:.2f} s ({cpu:.2f} s CPU, all threads), writes"
+            f" {mib(written / seconds)}/s; {ratio:.2f}x cp"
+        )
+        than = "" if name in CASTS else f"; {speedup:.1f}x faster than transformers"
+        print(f"  whole process {whole:.2f} s{than}")
         verdict = "within" if within else "EXCEEDED"
         print(f"  peak RSS {mib(peak)} (start {mib(start)} + plan bound {mib(bound)}: {verdict})")
     hf_rss = max(r["hf"][1] for r in rounds)
@@ -164,25 +182,44 @@ def report(size: int, rounds: list[dict]) -> None:
     print(f"  peak RSS {mib(hf_rss)}")
 
 
-def one_round(workdir: str, src: str, with_transformers: bool) -> dict:
-    """cp, HF -> native, native -> HF, transformers: one measurement each, outputs removed."""
-    outputs = [os.path.join(workdir, n) for n in ("copy", "native", "back", "transformers")]
-    result: dict = {"copy": copy_baseline(src, outputs[0])}
-    result["HF -> native"] = ckptlens_run(src, outputs[1], "native")
-    result["native -> HF"] = ckptlens_run(outputs[1], outputs[2], "llama")
+def one_round(workdir: str, src: str, wide: str, with_transformers: bool) -> dict:
+    """cp, HF -> native, native -> HF, then each cast right after a copy of its own source,
+    transformers: one measurement each. Every output is removed as soon as it is measured (or
+    used), so no measurement pays for reclaiming the page cache of the ones before it."""
+    names = ("copy", "native", "back", "transformers", "copy-fp32", "fp16", "bf16", "copy-bf16")
+    out = dict(zip(names, (os.path.join(workdir, n) for n in names), strict=True))
+
+    def done(*keys: str) -> None:
+        for key in keys:
+            shutil.rmtree(out[key], ignore_errors=True)
+
+    result: dict = {"copy": copy_baseline(src, out["copy"])}
+    done("copy")
+    result["HF -> native"] = ckptlens_run(src, out["native"], "native")
+    result["native -> HF"] = ckptlens_run(out["native"], out["back"], "llama")
+    done("native", "back")
+    result["copy bf16"] = copy_baseline(src, out["copy-bf16"])
+    done("copy-bf16")
+    result["bf16 -> fp16"] = ckptlens_run(src, out["fp16"], "native", "float16")
+    done("fp16")
+    result["copy fp32"] = copy_baseline(wide, out["copy-fp32"])
+    done("copy-fp32")
+    result["fp32 -> bf16"] = ckptlens_run(wide, out["bf16"], "native", "bfloat16")
+    done("bf16")
     result["hf"] = (float("nan"), 0)
     if with_transformers:
         subprocess.run(["sync"], check=True)
-        seconds, out = run_child([sys.executable, "-c", TRANSFORMERS_CHILD, src, outputs[3]])
-        result["hf"] = (seconds, int(out.strip().splitlines()[-1]))
-    for output in outputs:
-        shutil.rmtree(output, ignore_errors=True)
+        seconds, text = run_child(
+            [sys.executable, "-c", TRANSFORMERS_CHILD, src, out["transformers"]]
+        )
+        result["hf"] = (seconds, int(text.strip().splitlines()[-1]))
+        done("transformers")
     return result
 
 
 def summary(result: dict) -> str:
     parts = [f"cp {result['copy']:.2f} s"]
-    parts += [f"{k} {result[k]['seconds']:.2f} s" for k in CONVERSIONS]
+    parts += [f"{k} {result[k]['seconds']:.2f} s" for k in (*CONVERSIONS, *CASTS)]
     return ", ".join([*parts, f"transformers {result['hf'][0]:.2f} s"])
 
 
@@ -202,11 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         run_child([sys.executable, "-c", BUILD_CHILD, ROOT, src, *sizes])
         size = directory_bytes(src)
         print(f"built {gib(size)} in {src} ({len(os.listdir(src))} files)")
+        wide = os.path.join(workdir, "hf-fp32")
+        ckptlens_run(src, wide, "llama", "float32")
         rounds = []
         for index in range(args.repeat):
-            rounds.append(one_round(workdir, src, not args.skip_transformers))
+            rounds.append(one_round(workdir, src, wide, not args.skip_transformers))
             print(f"round {index + 1}: " + summary(rounds[-1]), flush=True)
-        report(size, rounds)
+        report(size, rounds, directory_bytes(wide))
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

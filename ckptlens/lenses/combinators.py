@@ -12,13 +12,12 @@ from attrs import frozen
 from ckptlens.lenses.context import ReadContext, WriteContext, resolve_deferred
 from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.errors import definition_site
-from ckptlens.lenses.footprints import Claim, Footprint, check_disjoint
+from ckptlens.lenses.footprints import Claim, Footprint, cached_footprint, check_disjoint
 from ckptlens.lenses.paths import (
     ABSENT,
     INVALID,
     Path,
     as_path,
-    deep_merge,
     json_copy,
     lookup,
     nest,
@@ -39,7 +38,7 @@ class Compose(Lens):
     def children(self) -> Sequence[Lens]:
         return (self.first, self.second)
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         # An iso second step (the attrs structuring) relabels the view without changing its
         # paths, so the view footprint is the first step's.
@@ -105,7 +104,7 @@ class Record(Lens):
     def children(self) -> Sequence[Lens]:
         return self.parts
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         total = Footprint()
         for part in self.parts:
@@ -115,9 +114,7 @@ class Record(Lens):
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         view: dict[str, Any] = {}
         for part in self.parts:
-            fragment = part._read(src, at, ctx)
-            if isinstance(fragment, dict):
-                deep_merge(view, fragment)
+            part._read_into(view, src, at, ctx)
         return view
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
@@ -153,7 +150,7 @@ class At(Lens):
     def children(self) -> Sequence[Lens]:
         return (self.inner,)
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         return self.inner.footprint.under(view_prefix=self.prefix)
 

@@ -31,7 +31,15 @@ from ckptlens.lenses.context import (
 )
 from ckptlens.lenses.errors import SourceError, ViewError, Violation, definition_site
 from ckptlens.lenses.footprints import Claim, Footprint, coverage_violations
-from ckptlens.lenses.paths import ABSENT, INVALID, MAX_DEPTH, Path, json_copy, too_deep
+from ckptlens.lenses.paths import (
+    ABSENT,
+    INVALID,
+    MAX_DEPTH,
+    Path,
+    deep_merge,
+    json_copy,
+    too_deep,
+)
 from ckptlens.lenses.tracing import leaf_strays
 
 DEEP = f"a JSON tree at most {MAX_DEPTH} levels deep"
@@ -156,6 +164,13 @@ class Lens:
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         raise NotImplementedError
+
+    def _read_into(self, view: dict, src: Any, at: Path, ctx: ReadContext) -> None:
+        """Merge this lens's view fragment into ``view`` (a record's parts share one view).
+        Leaves override it to write their fields in place instead of building fragments."""
+        fragment = self._read(src, at, ctx)
+        if isinstance(fragment, dict):
+            deep_merge(view, fragment)
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
         raise NotImplementedError

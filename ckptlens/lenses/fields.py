@@ -28,7 +28,6 @@ from ckptlens.lenses.paths import (
     Path,
     Sentinel,
     as_path,
-    deep_merge,
     dotted,
     equal_values,
     json_copy,
@@ -36,6 +35,7 @@ from ckptlens.lenses.paths import (
     lookup,
     nest,
     other_member,
+    place,
     same,
 )
 from ckptlens.lenses.values import Bad, Json, ValueType
@@ -92,8 +92,13 @@ class Field(Lens):
         )
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
+        fragment: dict[str, Any] = {}
+        self._read_into(fragment, src, at, ctx)
+        return fragment
+
+    def _read_into(self, view: dict, src: Any, at: Path, ctx: ReadContext) -> None:
         if not isinstance(src, dict):
-            return {}
+            return
         path = (*at, self.key)
         ctx.claim(path, self, "subtree" if isinstance(self.type, Json) else "leaf")
         if self.key in src and src[self.key] is None and self.null_default is not NOT_NULLABLE:
@@ -106,10 +111,8 @@ class Field(Lens):
             value = ctx.fail(self, path, f"key {self.key!r} ({self.type.describe()})", ABSENT)
         else:
             value = self._unstated(self.default, path)
-        fragment: dict[str, Any] = {}
-        for view in self.views:
-            deep_merge(fragment, nest(view, value))
-        return fragment
+        for where in self.views:
+            place(view, where, value)
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
         value = self._view_value(view, vat, ctx)
@@ -155,6 +158,17 @@ class Field(Lens):
         )
 
     def _view_value(self, view: Any, vat: Path, ctx: WriteContext) -> Any:
+        if len(self.views) == 1:  # the common case, without the lists
+            value = lookup(view, self.views[0])
+            if value is ABSENT:
+                if not other_member(view, self.views[0]):
+                    ctx.fail(self, vat + self.views[0], f"a value for {self.key!r}", ABSENT)
+                return INVALID
+            bad = self.type.check(value)
+            if bad is not None:
+                ctx.fail(self, vat + self.views[0], bad.expected, value)
+                return INVALID
+            return value
         values = [lookup(view, path) for path in self.views]
         ok = True
         for path, value in zip(self.views, values, strict=True):
@@ -347,6 +361,9 @@ class Pinned(Lens):
 
     def _read(self, src: Any, at: Path, ctx: ReadContext) -> Any:
         return nest(self.view, json_copy(self.value))
+
+    def _read_into(self, view: dict, src: Any, at: Path, ctx: ReadContext) -> None:
+        place(view, self.view, json_copy(self.value))
 
     def _write(self, view: Any, vat: Path, new: Any, old: Any, at: Path, ctx: WriteContext) -> Any:
         found = lookup(view, self.view)

@@ -6,7 +6,8 @@ at run time that every key of the concrete source is claimed, exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
@@ -70,6 +71,36 @@ class Footprint:
             frozenset(c.prefixed(view_prefix) for c in self.view),
             self.view_deps,
         )
+
+
+_COMPUTED: dict[int, tuple[weakref.ref, Footprint]] = {}
+
+
+def cached_footprint(compute: Callable[[Any], Footprint]) -> Any:
+    """A ``footprint`` property computed once per lens. Lenses are immutable, but a composite's
+    footprint is rebuilt from its whole subtree on every call, and unions consult their
+    branches' footprints on every write. Entries are keyed by ``id`` and checked against a weak
+    reference, so a lens that dies takes its entry with it and a reused id never matches."""
+
+    def footprint(lens: Any) -> Footprint:
+        key = id(lens)
+        entry = _COMPUTED.get(key)
+        if entry is not None and entry[0]() is lens:
+            return entry[1]
+        value = compute(lens)
+        _COMPUTED[key] = (weakref.ref(lens, _forget(key)), value)
+        return value
+
+    return property(footprint, doc=compute.__doc__)
+
+
+def _forget(key: int) -> Callable[[weakref.ref], None]:
+    def forget(ref: weakref.ref) -> None:
+        entry = _COMPUTED.get(key)
+        if entry is not None and entry[0] is ref:
+            del _COMPUTED[key]
+
+    return forget
 
 
 def coverage_violations(source: Any, claims: list[tuple[Path, str, Lens]]) -> list[Violation]:

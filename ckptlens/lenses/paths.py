@@ -8,6 +8,7 @@ A path is a tuple of keys. Footprints may also contain two markers that never oc
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Any, Final
 
@@ -70,6 +71,12 @@ def as_path(spec: str | Path) -> Path:
     A part spelled ``<tag>`` is a ``Member(tag)`` marker: ``"rotary.<yarn>.factor"``."""
     if isinstance(spec, tuple):
         return spec
+    return _parsed(spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(spec: str) -> Path:
+    """Derived defaults look up their view paths by name on every read: parse each once."""
     return tuple(
         Member(part[1:-1]) if part.startswith("<") and part.endswith(">") else part
         for part in spec.split(".")
@@ -84,7 +91,7 @@ def dotted(path: Path) -> str:
 
 def data_path(path: Path) -> Path:
     """``path`` without its member markers: where the value sits in the data."""
-    return tuple(part for part in path if not isinstance(part, Member))
+    return tuple(part for part in path if type(part) is not Member)
 
 
 def jsonpath(path: Path) -> str:
@@ -105,15 +112,17 @@ def _follow(tree: Any, path: Path) -> tuple[Any, bool]:
     """Walk ``path``: the value found (or ``ABSENT``), and whether the walk stopped at a member
     marker that the data's ``type`` contradicts."""
     for key in path:
-        if isinstance(key, Member):
+        if type(key) is Member:  # exact types: this walk runs for every field of every put
             if not isinstance(tree, dict):
                 return ABSENT, False
             if tree.get(TAG_KEY) != key.tag:
                 return ABSENT, True
             continue
-        if not isinstance(tree, dict) or key not in tree:
+        if type(tree) is not dict and not isinstance(tree, dict):
             return ABSENT, False
-        tree = tree[key]
+        tree = tree.get(key, ABSENT)
+        if tree is ABSENT:
+            return ABSENT, False
     return tree, False
 
 
@@ -131,18 +140,46 @@ def other_member(tree: Any, path: Path) -> bool:
 
 def nest(path: Path, value: Any) -> Any:
     """``value`` wrapped in dicts along ``path`` (member markers take no room)."""
-    for key in reversed(data_path(path)):
-        value = {key: value}
+    for key in reversed(path):
+        if type(key) is not Member:
+            value = {key: value}
     return value
+
+
+def place(tree: dict, path: Path, value: Any) -> None:
+    """``deep_merge(tree, nest(path, value))`` without building the nested fragment: records
+    assemble their views this way, one field at a time."""
+    last = len(path) - 1
+    for index, key in enumerate(path):
+        if type(key) is Member:
+            continue
+        if index == last:
+            break
+        node = tree.get(key)
+        if not isinstance(node, dict):
+            tree[key] = nest(path[index + 1 :], value)
+            return
+        tree = node
+    else:  # the path ended with a member marker (or was empty): merge at this level
+        if isinstance(value, dict):
+            deep_merge(tree, value)
+        return
+    mine = tree.get(key)
+    if isinstance(value, dict) and isinstance(mine, dict):
+        deep_merge(mine, value)
+    else:
+        tree[key] = value
 
 
 def deep_merge(into: dict, other: dict) -> dict:
     """Merge ``other`` into ``into`` in place (dict subtrees merge, other values overwrite)."""
     for key, value in other.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            deep_merge(into[key], value)
-        else:
-            into[key] = value
+        if isinstance(value, dict):
+            mine = into.get(key)
+            if isinstance(mine, dict):
+                deep_merge(mine, value)
+                continue
+        into[key] = value
     return into
 
 
@@ -164,15 +201,23 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def json_copy(value: Any) -> Any:
     """A deep copy of a JSON-shaped value (dicts and lists copied, scalars shared)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {key: json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [json_copy(item) for item in value]
     if isinstance(value, dict):
         return {key: json_copy(item) for key, item in value.items()}
     if isinstance(value, list):
         return [json_copy(item) for item in value]
-    return (
-        copy.copy(value) if not isinstance(value, str | int | float | bool | type(None)) else value
-    )
+    return copy.copy(value) if not isinstance(value, str | int | float | bool) else value
 
 
 def same(a: Any, b: Any) -> bool:
@@ -193,6 +238,9 @@ def same(a: Any, b: Any) -> bool:
 
 def equal_values(a: Any, b: Any) -> bool:
     """Value equality for view values: NaN equals NaN, ``1 == 1.0``, but ``True != 1``."""
+    kind = type(a)
+    if kind is type(b) and (kind is int or kind is str or kind is bool or a is None):
+        return a == b  # the common case: two scalars of one exact type
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):

@@ -14,7 +14,7 @@ from ckptlens.lenses.combinators import Record
 from ckptlens.lenses.context import ReadContext, WriteContext
 from ckptlens.lenses.core import Lens, Row
 from ckptlens.lenses.errors import USER_ERRORS, Violation, definition_site
-from ckptlens.lenses.footprints import Claim, Footprint
+from ckptlens.lenses.footprints import Claim, Footprint, cached_footprint
 from ckptlens.lenses.paths import (
     ABSENT,
     ANY_KEY,
@@ -53,7 +53,7 @@ class Under(Lens):
     def children(self) -> Sequence[Lens]:
         return (self.inner,)
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         inner = self.inner.footprint.under(source_prefix=(self.key,))
         return inner | Footprint(claims=frozenset({Claim((self.key,), container=True)}))
@@ -137,7 +137,7 @@ class Union(Lens):
     def children(self) -> Sequence[Lens]:
         return tuple(self.branches.values())
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         total = Footprint(view=frozenset({Claim((TAG,))}))
         for tag, branch in self.branches.items():
@@ -273,7 +273,7 @@ class Spelling(Lens):
     def children(self) -> Sequence[Lens]:
         return tuple(self.spellings.values())
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         total = Footprint()
         for lens in self.spellings.values():
@@ -362,7 +362,7 @@ class DictOf(Lens):
     def children(self) -> Sequence[Lens]:
         return (self.entry,)
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         return self.entry.footprint.under((ANY_KEY,), (ANY_KEY,))
 
@@ -427,7 +427,7 @@ class Structured(Lens):
     def __repr__(self) -> str:
         return f"structure({self.cls.__name__})"
 
-    @property
+    @cached_footprint
     def footprint(self) -> Footprint:
         return Footprint()
 

@@ -2,10 +2,11 @@
 
 Reads use ``os.preadv`` into fresh buffers rather than a memory map, so the data alive at any
 moment is exactly what the plan's memory bound counts (mapped pages would show up in RSS and
-linger). Ops run on numpy arrays of the raw element width; torch is imported only to cast
-floating dtypes when the user asked for another dtype. Groups that only move bytes (renames,
-dim-0 concatenations and splits, expert stacking) never enter memory: the kernel copies them
-file to file. IO threads write while the main thread computes (file IO releases the GIL).
+linger). Ops run on numpy arrays of the raw element width. Groups that only move bytes
+(renames, dim-0 concatenations and splits, expert stacking) never enter memory: the kernel
+copies them file to file, or, when the dtype changes, the cast workers stream them through
+fixed buffers (``casts``). Computed groups are cast by the writer a chunk at a time. IO
+threads write while the main thread computes (file IO and numpy release the GIL).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ckptlens.dtypes import BY_CODE, DTYPE_SIZES, RAW_TYPES
+from ckptlens.dtypes import DTYPE_SIZES, RAW_TYPES
 from ckptlens.lenses.errors import SourceError, Violation
+from ckptlens.weights import casts
 from ckptlens.weights.ops import ShapeError
 from ckptlens.weights.plan import WRITE_QUEUE_DEPTH, Group, Plan
 from ckptlens.weights.safetensors_header import TensorInfo
-from ckptlens.weights.writer import OutputFiles
+from ckptlens.weights.writer import OutputFiles, start_writeback
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,21 +52,8 @@ def read_tensor(info: TensorInfo, descriptors: dict[str, int]) -> np.ndarray:
     return buffer.view(RAW_TYPES[DTYPE_SIZES[info.dtype]]).reshape(info.shape)
 
 
-def cast(array: np.ndarray, source: str, target: str) -> np.ndarray:
-    """Convert floating dtypes (round to nearest even, as torch does)."""
-    if source == target:
-        return array
-    import numpy as np
-    import torch
-
-    raw = torch.from_numpy(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
-    floats = raw.view(getattr(torch, BY_CODE[source].name))
-    converted = floats.to(getattr(torch, BY_CODE[target].name)).view(torch.uint8).numpy()
-    return converted.view(RAW_TYPES[DTYPE_SIZES[target]]).reshape(array.shape)
-
-
 def run_group(group: Group, descriptors: dict[str, int]) -> list[tuple[str, np.ndarray]]:
-    """The group's outputs in plan order."""
+    """The group's outputs in plan order, still in the source dtype."""
     native: dict[str, np.ndarray] = {}
     for mapping in group.source:
         arrays = [read_tensor(_info(group, name), descriptors) for name in mapping.external]
@@ -79,8 +68,7 @@ def run_group(group: Group, descriptors: dict[str, int]) -> list[tuple[str, np.n
     for mapping in group.target:
         arrays = mapping.op.inverse().apply([native[name] for name in mapping.native])
         outputs.update(zip(mapping.external, arrays, strict=True))
-    source_dtype = group.reads[0].dtype
-    return [(t.name, cast(outputs[t.name], source_dtype, t.dtype)) for t in group.outputs]
+    return [(t.name, outputs[t.name]) for t in group.outputs]
 
 
 def _info(group: Group, name: str) -> TensorInfo:
@@ -90,9 +78,10 @@ def _info(group: Group, name: str) -> TensorInfo:
 def execute(plan: Plan, directory: str, progress: Progress | None = None) -> None:
     """Write every shard of ``plan`` into ``directory`` (which must exist).
 
-    Three lanes run at once, each tensor going straight to its planned place: one thread runs
-    the kernel copies of byte-move groups, the main thread reads and computes the other groups,
-    and one thread writes their results. At most ``WRITE_QUEUE_DEPTH + 1`` computed groups wait
+    Four lanes run at once, each tensor going straight to its planned place: one thread runs
+    the kernel copies of byte-move groups, ``casts.WORKERS`` threads stream the byte moves
+    that change dtype, the main thread reads and computes the other groups, and one thread
+    writes (and casts) their results. At most ``WRITE_QUEUE_DEPTH + 1`` computed groups wait
     for writing, which is what the plan's memory bound counts. An interrupt cancels pending
     work before the caller cleans up.
     """
@@ -103,16 +92,19 @@ def execute(plan: Plan, directory: str, progress: Progress | None = None) -> Non
     slots = threading.BoundedSemaphore(WRITE_QUEUE_DEPTH + 1)
     copier = ThreadPoolExecutor(1, thread_name_prefix="ckptlens-copy")
     writer = ThreadPoolExecutor(1, thread_name_prefix="ckptlens-write")
+    streamer = casts.Streamer()
     futures: list[Future] = []
     try:
         for file in sources:
             sources[file] = os.open(file, os.O_RDONLY)
-        for group in plan.groups:  # moves first: they cost no memory and keep the disk busy
-            if group.moves is not None:
+        for group in plan.groups:  # moves first: they cost little memory and keep the disk busy
+            if group.moves is not None and group.dtypes[0] == group.dtypes[1]:
                 futures += [
                     copier.submit(_counted, report, outputs.copy, name, segments, sources)
                     for name, segments in group.moves
                 ]
+            elif group.moves is not None:
+                futures += _stream(streamer, group, outputs, sources, report)
         for group in plan.groups:
             if group.moves is None:
                 _raise_failures(futures)
@@ -123,14 +115,42 @@ def execute(plan: Plan, directory: str, progress: Progress | None = None) -> Non
     except BaseException:
         for pool in (copier, writer):
             pool.shutdown(wait=True, cancel_futures=True)
+        streamer.shutdown(cancel=True)
         outputs.abort()
         raise
     finally:
         for pool in (copier, writer):
             pool.shutdown(wait=True)
+        streamer.shutdown()
         for descriptor in sources.values():
             if descriptor >= 0:
                 os.close(descriptor)
+
+
+def _stream(
+    streamer: casts.Streamer,
+    group: Group,
+    outputs: OutputFiles,
+    sources: dict[str, int],
+    report: Progress,
+) -> list[Future]:
+    """Queue a byte-move group that changes dtype: each source range, cast, into its place."""
+    source, target = group.dtypes
+    ratio = (DTYPE_SIZES[target], DTYPE_SIZES[source])
+    sizes = {t.name: t.nbytes for t in group.outputs}
+
+    def written(descriptor: int, offset: int, length: int) -> None:
+        start_writeback(descriptor, offset, length)
+        report(length)
+
+    futures = []
+    for name, segments in group.moves or ():
+        descriptor, offset = outputs.claim(name, sizes[name])
+        for segment in segments:
+            where = (sources[segment.file], segment.start, segment.length)
+            futures += streamer.submit(where, (descriptor, offset), group.dtypes, written)
+            offset += segment.length * ratio[0] // ratio[1]
+    return futures
 
 
 def _return_large_buffers_to_the_system() -> None:
@@ -156,15 +176,22 @@ def _compute(
     except BaseException:
         slots.release()
         raise
-    return writer.submit(_write_group, outputs, results, slots, report)
+    return writer.submit(_write_group, outputs, results, group.dtypes, slots, report)
 
 
 def _write_group(
-    outputs: OutputFiles, results: list, slots: threading.BoundedSemaphore, report: Progress
+    outputs: OutputFiles,
+    results: list,
+    dtypes: tuple[str, str],
+    slots: threading.BoundedSemaphore,
+    report: Progress,
 ) -> None:
     try:
         for name, array in results:
-            report(outputs.write(name, array))
+            if dtypes[0] == dtypes[1]:
+                report(outputs.write(name, array))
+            else:
+                report(casts.write_cast(outputs, name, array, dtypes))
     finally:
         results.clear()  # drop the arrays before the slot frees: the memory bound relies on it
         slots.release()

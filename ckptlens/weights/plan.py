@@ -17,6 +17,7 @@ from attrs import field, frozen
 
 from ckptlens.dtypes import DTYPE_SIZES, FLOAT_CODE_BY_NAME, FLOAT_CODES
 from ckptlens.lenses.errors import SourceError, Violation
+from ckptlens.weights import casts
 from ckptlens.weights.lens import TensorMapping, WeightLens
 from ckptlens.weights.ops import Chain, Shape, TensorOp
 from ckptlens.weights.safetensors_header import Checkpoint, TensorInfo
@@ -49,16 +50,27 @@ class Group:
     def write_bytes(self) -> int:
         return sum(t.nbytes for t in self.outputs)
 
+    @property
+    def dtypes(self) -> tuple[str, str]:
+        """Source and output dtype (equal unless the group casts)."""
+        return self.reads[0].dtype, self.outputs[0].dtype if self.outputs else self.reads[0].dtype
+
+    @property
+    def held_bytes(self) -> int:
+        """The computed outputs waiting to be written: still in the source dtype, since the
+        writer casts them a chunk at a time."""
+        item = DTYPE_SIZES[self.reads[0].dtype]
+        return sum(math.prod(t.shape) * item for t in self.outputs)
+
     def describe(self) -> str:
         ops = [repr(m.op) for m in self.source if not m.op.is_identity]
         ops += [f"inverse {m.op!r}" for m in self.target if not m.op.is_identity]
         reads = ", ".join(f"{i.name} {list(i.shape)} {i.dtype}" for i in self.reads)
         writes = ", ".join(f"{t.name} {list(t.shape)} {t.dtype}" for t in self.outputs)
-        how = (
-            "kernel copy"
-            if self.moves is not None
-            else f"compute, {human_size(self.working_bytes)}"
-        )
+        if self.moves is None:
+            how = f"compute, {human_size(self.working_bytes)}"
+        else:
+            how = "kernel copy" if self.dtypes[0] == self.dtypes[1] else "streamed cast"
         size = human_size(self.write_bytes)
         return f"{reads}\n    -> {' ; '.join(ops) or 'rename'} ({how})\n    -> {writes} ({size})"
 
@@ -85,13 +97,19 @@ class Plan:
 
     @property
     def memory_bound(self) -> int:
-        """Peak bytes of tensor data alive at once: the group being computed plus the groups
-        queued for and being written by the writer thread (byte moves hold no data)."""
+        """Peak bytes of tensor data alive at once: the group being computed, the groups queued
+        for and being written by the writer thread (plus its cast buffers when it casts), and
+        the cast workers' fixed buffers. Byte moves hold no data; streamed casts hold only the
+        workers' buffers, whatever the size of their tensors."""
         computed = [g for g in self.groups if g.moves is None]
-        if not computed:
-            return 0
-        largest_output = max(g.write_bytes for g in computed)
-        return max(g.working_bytes for g in computed) + (WRITE_QUEUE_DEPTH + 1) * largest_output
+        streamed = {g.dtypes for g in self.groups if g.moves is not None} - _SAME
+        bound = casts.stream_bound(sorted(streamed))
+        if computed:
+            largest = max(g.held_bytes for g in computed)
+            bound += max(g.working_bytes for g in computed) + (WRITE_QUEUE_DEPTH + 1) * largest
+            cast = {g.dtypes for g in computed} - _SAME
+            bound += max((casts.buffer_bytes(*pair) for pair in cast), default=0)
+        return bound
 
     def describe(self, verbose: bool = True) -> str:
         cast = "" if self.dtype is None else f" as {self.dtype}"
@@ -109,6 +127,9 @@ class Plan:
                 )
             lines += [f"  {g.describe()}" for g in self.groups]
         return "\n".join(lines)
+
+
+_SAME = {(code, code) for code in DTYPE_SIZES}
 
 
 def _count(number: int, noun: str) -> str:
@@ -251,12 +272,11 @@ def _group(
         _step_bytes(m.op, [tuple(checkpoint.tensors[n].shape) for n in m.external], item)
         for m in source_maps
     )
-    moves = group_moves(reads, source_maps, target_maps) if out_dtype == source_dtype else None
+    moves = group_moves(reads, source_maps, target_maps)
     if moves is not None:
-        # the kernel copies file to file: no tensor data enters this process
+        # the kernel copies file to file, or the cast workers stream it through their buffers
         return Group(reads, source_maps, target_maps, outputs, 0, tuple(moves.items())), problems
-    cast = sum(t.nbytes for t in outputs) if out_dtype != source_dtype else 0
-    working = sum(i.nbytes for i in reads) + intermediate + cast
+    working = sum(i.nbytes for i in reads) + intermediate
     return Group(reads, source_maps, target_maps, outputs, working), problems
 
 

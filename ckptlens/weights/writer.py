@@ -156,6 +156,10 @@ class OutputFiles:
         start_writeback(descriptor, offset - nbytes, nbytes)
         return nbytes
 
+    def claim(self, name: str, nbytes: int) -> tuple[int, int]:
+        """Tensor ``name``'s (descriptor, offset), for a caller that writes it in pieces."""
+        return self._claim(name, nbytes)
+
     def _claim(self, name: str, nbytes: int) -> tuple[int, int]:
         with self._lock:
             place = self._places.get(name)
