@@ -12,9 +12,32 @@ from ckptlens.demo import same_tensors, tiny_llama, write_hf_checkpoint
 from ckptlens.native.config import MLP, Head, Metadata, MoE
 from ckptlens.weights import convert
 
+TINY_DEEPSEEK = {
+    "model_type": "deepseek_v3",
+    "vocab_size": 64,
+    "hidden_size": 32,
+    "intermediate_size": 40,
+    "moe_intermediate_size": 8,
+    "num_hidden_layers": 2,
+    "first_k_dense_replace": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "q_lora_rank": 12,
+    "kv_lora_rank": 8,
+    "qk_nope_head_dim": 4,
+    "qk_rope_head_dim": 4,
+    "v_head_dim": 6,
+    "n_routed_experts": 4,
+    "n_group": 2,
+    "topk_group": 1,
+    "num_experts_per_tok": 2,
+}
+
 
 def model_for(format_name: str):
     """A tiny model inside each format's domain."""
+    if format_name == "deepseek_v3":  # latent attention: read from a tiny config of its own
+        return formats.get(format_name).lens.get(TINY_DEEPSEEK)
     model = tiny_llama()
     block = model.decoder.block
     if format_name in ("qwen2", "dream"):
