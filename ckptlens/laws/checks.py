@@ -203,7 +203,7 @@ def _check_shared(target: Target, laws: Sequence[str], profile: str | None) -> d
         if law not in failures and counts[law] == 0:
             # a law checked on nothing has not passed: say so rather than report it green
             why = "checked on no example: every example drawn was skipped (assumptions unmet)"
-            results.append(LawResult(law, False, 0, seconds, why))
+            results[law] = LawResult(law, False, 0, seconds, why)
             continue
         if law not in failures:
             results[law] = LawResult(law, True, counts[law], seconds)
