@@ -10,7 +10,7 @@ import attrs
 
 from ckptlens import formats
 from ckptlens.demo import tiny_llama
-from ckptlens.native.config import Model, MoE
+from ckptlens.native.config import Block, Model, MoE
 
 # What each format pins that the tiny Llama does not have.
 MIXER_CHANGES: dict[str, dict[str, Any]] = {
@@ -18,7 +18,22 @@ MIXER_CHANGES: dict[str, dict[str, Any]] = {
     "diffusion_llama": {"causal": False},
     "dream": {"causal": False, "query_bias": True, "key_value_bias": True},
 }
+# Formats with a q/k RMSNorm (over each head, or the whole projection) and their norm placement.
+QUERY_KEY_NORM_SCOPES = {"qwen3": "head", "olmo2": "projection"}
+POST_NORMS_ONLY = ("olmo2",)
 ROUTER_METADATA = {"router_aux_loss_coef": 0.02, "router_jitter_noise": 0.0}
+
+
+def with_norms_of(name: str, block: Block) -> Block:
+    """``block`` with the q/k norm and norm placement of format ``name``."""
+    if name in QUERY_KEY_NORM_SCOPES:
+        scope = QUERY_KEY_NORM_SCOPES[name]
+        norm = block.normalization
+        mixer = attrs.evolve(block.mixer, query_key_norm=norm, query_key_norm_scope=scope)
+        block = attrs.evolve(block, mixer=mixer)
+    if name in POST_NORMS_ONLY:
+        block = attrs.evolve(block, pre_norms=False, post_norms=True)
+    return block
 
 
 def tiny_view(name: str) -> Model:
@@ -26,6 +41,7 @@ def tiny_view(name: str) -> Model:
     model = tiny_llama()
     block = model.decoder.block
     block = attrs.evolve(block, mixer=attrs.evolve(block.mixer, **MIXER_CHANGES.get(name, {})))
+    block = with_norms_of(name, block)
     metadata = model.metadata
     if name == "mixtral":
         block = attrs.evolve(block, mlp=MoE(4, 2, block.mlp))

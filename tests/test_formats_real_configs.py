@@ -16,6 +16,7 @@ EXPECTED = {
     "Qwen__Qwen2.5-0.5B.json": "qwen2",
     "Qwen__Qwen2.5-32B.json": "qwen2",
     "Qwen__Qwen2.5-7B-Instruct.json": "qwen2",
+    "Qwen__Qwen3-0.6B.json": "qwen3",
     "mistralai__Mistral-7B-v0.1.json": "mistral",
     "mistralai__Mixtral-8x22B-Instruct-v0.1.json": "mixtral",
     "mistralai__Mixtral-8x7B-v0.1.json": "mixtral",
@@ -30,7 +31,6 @@ EXPECTED = {
 }
 UNSUPPORTED = {
     "google__gemma-2-2b.json": "gemma2",
-    "Qwen__Qwen3-0.6B.json": "qwen3",
     "Qwen__Qwen3-30B-A3B.json": "qwen3_moe",
 }
 PEERS = [name for name, fmt in EXPECTED.items() if fmt != "llama"]

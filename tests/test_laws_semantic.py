@@ -12,7 +12,7 @@ from ckptlens.laws.model_equiv import activation_problems, activation_tables
 from ckptlens.lenses import Enum
 from ckptlens.weights.writer import OutputTensor, assign_shards
 
-RUNNABLE = ("llama", "mistral", "qwen2", "mixtral")
+RUNNABLE = ("llama", "mistral", "qwen2", "mixtral", "qwen3", "olmo2")
 REMOTE = ("mtp_llama", "diffusion_llama", "dream")
 
 

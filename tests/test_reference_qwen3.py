@@ -2,8 +2,8 @@
 piece that converts ``q_norm``/``k_norm`` into the native interleaved order, and the reference
 forward, against transformers' own ``Qwen3ForCausalLM`` on the CPU.
 
-There is no Qwen3 format yet; the test names the tensors with the Llama pieces (which include
-the q/k norm names) to exercise exactly what a Qwen3 format module will declare.
+The tensors are named by the ``qwen3`` format's own declaration (the Llama pieces, whose
+attention piece names ``q_norm``/``k_norm`` wherever the node has them).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from ckptlens.formats import hf_weights as hf
+from ckptlens import formats
 from ckptlens.native.config import (
     MLP,
     Attention,
@@ -34,7 +34,7 @@ THETA, EPSILON = 10_000.0, 1e-6
 # Measured: about 7e-7 against transformers; norm weights left in HF's half-split order
 # move the logits by about 0.27.
 TOLERANCE = 1e-4
-QWEN3_WEIGHTS = hf.decoder("model.layers.{i}", mixer=hf.attention("self_attn"), mlp=hf.mlp("mlp"))
+QWEN3_WEIGHTS = formats.get("qwen3").weight_naming
 
 
 def hf_model() -> Qwen3ForCausalLM:

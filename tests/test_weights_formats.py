@@ -11,6 +11,7 @@ from ckptlens.demo import main as demo_main
 from ckptlens.demo import same_tensors, tiny_llama, write_hf_checkpoint
 from ckptlens.native.config import MLP, Head, Metadata, MoE
 from ckptlens.weights import convert
+from hardening_support import with_norms_of
 
 TINY_DEEPSEEK = {
     "model_type": "deepseek_v3",
@@ -45,6 +46,7 @@ def model_for(format_name: str):
         block = attrs.evolve(block, mixer=mixer)
     if format_name in ("diffusion_llama", "dream"):
         block = attrs.evolve(block, mixer=attrs.evolve(block.mixer, causal=False))
+    block = with_norms_of(format_name, block)
     if format_name == "mixtral":
         block = attrs.evolve(block, mlp=MoE(3, 2, MLP(16)))
         router = Metadata(

@@ -17,7 +17,10 @@ from ckptlens.formats import (
     mistral,
     mixtral,
     mtp_llama,
+    olmo2,
+    phi3,
     qwen2,
+    qwen3,
 )
 from ckptlens.formats.base import Format
 from ckptlens.lenses import SourceError, Violation, quote
@@ -28,6 +31,9 @@ FORMATS: Mapping[str, Format] = {
         llama.FORMAT,
         mistral.FORMAT,
         qwen2.FORMAT,
+        phi3.FORMAT,
+        qwen3.FORMAT,
+        olmo2.FORMAT,
         mixtral.FORMAT,
         mtp_llama.FORMAT,
         diffusion_llama.FORMAT,

@@ -16,7 +16,7 @@ import attrs
 
 from ckptlens.formats.hf import ACTIVATION, COUNT, POSITIVE
 from ckptlens.formats.rope import rope
-from ckptlens.formats.tables import Block, Line, Piece, Place, flat
+from ckptlens.formats.tables import FINAL_EPSILON, Block, Line, Piece, Place, flat
 from ckptlens.lenses import (
     Bool,
     Lens,
@@ -30,6 +30,7 @@ from ckptlens.lenses import (
     tag,
 )
 from ckptlens.native.config import Router
+from ckptlens.native.nodes.attention import PER_HEAD
 
 # Lenses built here report the site of the format that called the builder.
 table_builder(__file__)
@@ -114,7 +115,40 @@ def qkv_only_biases(mixer: str) -> Line:
 
 CAUSAL = pin("causal", True, "causal language model")
 NO_WINDOW = pin("window", None, "no sliding window")
-NO_QUERY_KEY_NORM = pin("query_key_norm", None, "no per-head q/k norm")
+
+
+def no_query_key_norm(mixer: str) -> Line:
+    """No norm on queries and keys (the scope is then ``head``, the schema's one spelling)."""
+    return [
+        pinned(f"{mixer}.query_key_norm", None, "no q/k norm"),
+        pinned(f"{mixer}.query_key_norm_scope", PER_HEAD, "no q/k norm"),
+    ]
+
+
+NO_QUERY_KEY_NORM = no_query_key_norm
+
+
+def query_key_rms_norm(scope: str, reason: str) -> SubPiece:
+    """An RMSNorm on queries and on keys (``q_norm``/``k_norm``) over ``scope`` (``head``:
+    Qwen3; ``projection``: OLMo 2), whose epsilon is the model's one epsilon key (read from
+    the final norm, which that key sets). Reused by every format with this norm."""
+
+    def lines(mixer: str) -> Line:
+        return [
+            derived(
+                f"{mixer}.query_key_norm",
+                lambda view: {"type": "rms_norm", "epsilon": view(FINAL_EPSILON)},
+                [FINAL_EPSILON],
+                "an RMSNorm with rms_norm_eps",
+            ),
+            pinned(f"{mixer}.query_key_norm_scope", scope, reason),
+        ]
+
+    return lines
+
+
+PER_HEAD_QUERY_KEY_NORM = query_key_rms_norm(PER_HEAD, "q_norm and k_norm are head_dim wide")
+"""Qwen3's q/k norm (``Qwen3RMSNorm(head_dim)``), also Qwen3-MoE's."""
 
 
 def sliding_window(default: int | None, key: str = "sliding_window") -> SubPiece:
@@ -217,6 +251,14 @@ def pre_norms_only(place: Place) -> Line:
     return [
         pinned(place.path("pre_norms"), True, "input_layernorm and post_attention_layernorm"),
         pinned(place.path("post_norms"), False, "no norm on the sublayer outputs"),
+    ]
+
+
+def post_norms_only(place: Place) -> Line:
+    """OLMo 2's placement: a norm on each sublayer's output, none on its input."""
+    return [
+        pinned(place.path("pre_norms"), False, "no norm on the sublayer inputs"),
+        pinned(place.path("post_norms"), True, "a norm on each sublayer's output only"),
     ]
 
 

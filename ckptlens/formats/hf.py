@@ -17,6 +17,7 @@ from ckptlens.lenses import (
     Enum,
     Float,
     Int,
+    Json,
     Lens,
     Nullable,
     TokenIds,
@@ -135,6 +136,9 @@ METADATA_KEYS: Mapping[str, tuple[str, Any]] = {
     "router_aux_loss_coef": ("router_aux_loss_coef", NON_NEGATIVE),
     "router_jitter_noise": ("router_jitter_noise", NON_NEGATIVE),
     "output_router_logits": ("output_router_logits", Bool()),
+    # A quantized checkpoint's scheme (Qwen3's FP8 releases), kept whole as its exporter wrote
+    # it: it says what the stored weights are, not what the model computes.
+    "quantization": ("quantization_config", Nullable(Json())),
 }
 
 

@@ -165,10 +165,15 @@ _DEFAULT_SCALING_SPELLINGS = (
 Parameters = Mapping[str, Sequence[Lens]]
 
 
+def whole_head() -> Lens:
+    """Every feature of a head rotates: the format has no ``partial_rotary_factor``."""
+    return pinned("fraction", 1.0, "no partial_rotary_factor key: the whole head rotates")
+
+
 def _parameters_of(rope_type: str, parameters: Parameters | None) -> list[Lens]:
     if parameters is not None and rope_type in parameters:
-        return list(parameters[rope_type])
-    return _rope_parameters(rope_type)
+        return [*parameters[rope_type], whole_head()]
+    return [*_rope_parameters(rope_type), whole_head()]
 
 
 def rope_v4(
@@ -181,6 +186,7 @@ def rope_v4(
             branches[rope_type] = record(
                 _theta(theta),
                 constant("rope_scaling", None, accept=_DEFAULT_SCALING_SPELLINGS, create=False),
+                whole_head(),
             )
         else:
             branches[rope_type] = record(

@@ -30,6 +30,7 @@ ATTRIBUTES: dict[str, str] = {
     "router_aux_loss_coef": "router_aux_loss_coef",
     "router_jitter_noise": "router_jitter_noise",
     "output_router_logits": "output_router_logits",
+    "quantization": "quantization_config",
 }
 
 

@@ -26,6 +26,7 @@ from ckptlens.lenses import (
     Lens,
     Nullable,
     Path,
+    Share,
     Str,
     TokenIds,
     ValueType,
@@ -69,6 +70,13 @@ def _(value_type: Float) -> st.SearchStrategy[Any]:
     return st.one_of(
         nice, finite, nice.map(int).filter(lambda x: x > low or not value_type.positive)
     )
+
+
+@value_strategy.register
+def _(value_type: Share) -> st.SearchStrategy[Any]:
+    # Mostly the round shares configs use (so most drawn sizes stay valid), sometimes anything.
+    common = st.sampled_from([0.25, 0.5, 0.75, 1.0, 1])
+    return st.one_of(common, common, common, value_strategy.dispatch(Float)(value_type))
 
 
 @value_strategy.register

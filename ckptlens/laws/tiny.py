@@ -37,6 +37,9 @@ THETAS = (10.0, 100.0, 10000.0, 1e6)
 EPSILONS = (1e-6, 1e-5, 1e-3, 0.1)
 FACTORS = (2.0, 4.0, 8.0)
 BANDS = ((1.0, 4.0), (1.0, 2.0), (0.5, 3.0))
+# LongRoPE factors: short ones near 1 and long ones larger, so that swapping them shows.
+SHORT_FACTORS = (1.0, 1.1, 1.3, 1.6)
+LONG_FACTORS = (2.0, 3.5, 6.0, 9.0)
 YARN_KNOBS = (
     ("beta_fast", 4.0, 64.0, (32.0, 16.0)),
     ("beta_slow", 0.5, 4.0, (1.0, 2.0)),
@@ -109,6 +112,24 @@ def _shrink_rotary(rotary: dict, sizes: _Sizes) -> None:
         rotary["original_context_length"] = sizes.context(rotary["original_context_length"])
 
 
+def _fit_rotated_pairs(rotary: dict, sizes: _Sizes, head_size: int) -> None:
+    """Partial rotary and LongRoPE at the new head size: a fraction that leaves an even
+    number of rotated features (else the whole head), one factor per rotated pair."""
+    fraction = rotary.get("fraction")
+    if fraction is None:
+        return
+    rotated = int(head_size * fraction)
+    if rotated < 2 or rotated % 2:
+        rotary["fraction"] = fraction = 1.0
+        rotated = head_size
+    for key, choices in (("short_factor", SHORT_FACTORS), ("long_factor", LONG_FACTORS)):
+        if key in rotary:
+            old = tuple(rotary[key])
+            rotary[key] = [
+                sizes.new(key, (i, old), st.sampled_from(choices)) for i in range(rotated // 2)
+            ]
+
+
 def _shrink_norm(norm: dict, sizes: _Sizes) -> None:
     if "epsilon" in norm:
         norm["epsilon"] = sizes.keep_or("epsilon", norm["epsilon"], 1e-9, 1.0, EPSILONS)
@@ -158,6 +179,7 @@ def _shrink_block(block: dict, sizes: _Sizes, shape: dict[str, int]) -> None:
     )
     mixer["window"] = sizes.window(mixer.get("window"))
     _shrink_rotary(mixer["rotary"], sizes)
+    _fit_rotated_pairs(mixer["rotary"], sizes, mixer["head_size"])
     _shrink_norm(block["normalization"], sizes)
     _shrink_mlp(block["mlp"], sizes)
 

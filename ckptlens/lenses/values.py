@@ -133,6 +133,17 @@ class Float(ValueType):
         return f"Float({', '.join(flags)})"
 
 
+@frozen(repr=False)
+class Share(Float):
+    """A share of a whole: a finite number in (0, 1] (a fraction of a head, a ratio)."""
+
+    positive: bool = True
+    maximum: float | None = 1.0
+
+    def __repr__(self) -> str:
+        return "Share()"
+
+
 def _as_float(number: int | float) -> float | None:
     """``float(number)``, or ``None`` for an integer too large for a finite float (JSON allows
     a 401-digit integer; ``float`` raises ``OverflowError`` on it)."""

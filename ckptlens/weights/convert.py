@@ -200,6 +200,7 @@ def convert_between(
     ``dtype`` is a safetensors dtype code (``"BF16"``), ``checkpoint`` the headers if read."""
     src, dst = _paths(src, dst)
     check_source_and_destination(src, dst, plan_only, overwrite)
+    _refuse_quantized(source)
     checkpoint = checkpoint if checkpoint is not None else read_checkpoint(src)
     max_bytes = parse_size(max_shard_size)
     plan = build_plan(checkpoint, source.lens, target.lens, dtype=dtype, max_shard_bytes=max_bytes)
@@ -213,6 +214,26 @@ def convert_between(
             raise ModuleNotFoundError("--dtype casts need torch", name="torch")
         _write(plan, checkpoint, target.config, dst, progress, auxiliary, overwrite)
     return plan
+
+
+def _refuse_quantized(source: Side) -> None:
+    """A quantized checkpoint (FP8 weights with their scales) is refused before any plan: its
+    weights are not the tensors the model's lens describes, and converting them is not built
+    yet (FP8 block weights are the sparse formats' work)."""
+    quantization = source.lens.model.metadata.quantization
+    if quantization is not None:
+        method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+        raise SourceError(
+            [
+                Violation(
+                    "$.quantization_config",
+                    "an unquantized checkpoint: converting FP8 (or other quantized) weights "
+                    "is not supported yet",
+                    f"quant_method {method!r}",
+                    "convert",
+                )
+            ]
+        )
 
 
 def _consumed(checkpoint: Checkpoint) -> set[str]:

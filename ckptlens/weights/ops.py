@@ -248,15 +248,31 @@ class Reshape(TensorOp):
 class RotaryPermute(TensorOp):
     """Reorder rows within each of ``heads`` heads between the half-split rotary order (HF:
     row ``i`` pairs with ``i + head_size/2``) and the interleaved one (pairs ``2i, 2i+1``).
-    Head count and size are explicit: the op never infers them from the tensor."""
+    Head count and size are explicit: the op never infers them from the tensor. ``rotated``
+    (partial rotary): only the first ``rotated`` rows of each head are reordered (pairs ``i``
+    and ``i + rotated/2``), the rest stay in place; ``None`` for the whole head."""
 
     heads: int
     head_size: int
     to_interleaved: bool = True
+    rotated: int | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.head_size % 2:
-            raise ValueError(f"rotary needs an even head_size, got {self.head_size}")
+        if self.size % 2 or not 0 < self.size <= self.head_size:
+            raise ValueError(
+                f"rotary needs an even rotated size in (0, {self.head_size}], got {self.size}"
+            )
+
+    @property
+    def size(self) -> int:
+        return self.head_size if self.rotated is None else self.rotated
+
+    def __repr__(self) -> str:
+        partial = "" if self.rotated is None else f", rotated={self.rotated}"
+        return (
+            f"RotaryPermute(heads={self.heads}, head_size={self.head_size}, "
+            f"to_interleaved={self.to_interleaved}{partial})"
+        )
 
     def output_shapes(self, shapes: Sequence[Shape]) -> list[Shape]:
         self._arity(shapes, 1)
@@ -268,16 +284,20 @@ class RotaryPermute(TensorOp):
         return [shape]
 
     def apply(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import numpy as np
+
         array = arrays[0]
         rest = array.shape[1:]
-        half = self.head_size // 2
+        heads = array.reshape((self.heads, self.head_size, *rest))
+        rotated, kept = heads[:, : self.size], heads[:, self.size :]
+        half = self.size // 2
         # split order is (head, half, pair); interleaved order is (head, pair, half)
         grouped = (self.heads, 2, half) if self.to_interleaved else (self.heads, half, 2)
-        moved = array.reshape(grouped + rest).swapaxes(1, 2)
-        return [moved.reshape(array.shape)]
+        moved = rotated.reshape(grouped + rest).swapaxes(1, 2).reshape(rotated.shape)
+        return [np.concatenate((moved, kept), axis=1).reshape(array.shape)]
 
     def inverse(self) -> TensorOp:
-        return RotaryPermute(self.heads, self.head_size, not self.to_interleaved)
+        return RotaryPermute(self.heads, self.head_size, not self.to_interleaved, self.rotated)
 
 
 @frozen

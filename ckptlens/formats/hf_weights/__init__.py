@@ -6,7 +6,8 @@ A format module declares its weights next to its config table, for example::
     FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), weights=WEIGHTS)
 
 Pieces: ``norm`` (norms.py), ``attention`` (attention.py), ``latent_attention``
-(latent_attention.py), ``mlp`` (mlp.py), ``moe`` in both
+(latent_attention.py), ``mlp`` (mlp.py), ``fused_attention`` and ``fused_mlp`` (fused.py:
+Phi-3's ``qkv_proj``/``gate_up_proj``), ``moe`` in both
 expert layouts (moe.py), ``head`` and ``decoder`` (decoder.py). A new node type is one new
 piece module; a new format only picks pieces. Importing this package imports neither torch,
 numpy nor ``ckptlens.weights`` (loaded when a lens is first built).
@@ -19,6 +20,12 @@ from ckptlens.formats.hf_weights.decoder import (
     HeadWeights,
     decoder,
     head,
+)
+from ckptlens.formats.hf_weights.fused import (
+    FusedAttentionWeights,
+    FusedMLPWeights,
+    fused_attention,
+    fused_mlp,
 )
 from ckptlens.formats.hf_weights.latent_attention import LatentAttentionWeights, latent_attention
 from ckptlens.formats.hf_weights.mlp import GatedMLPWeights, mlp
@@ -34,6 +41,8 @@ __all__ = [
     "AttentionWeights",
     "BlockWeights",
     "DecoderWeights",
+    "FusedAttentionWeights",
+    "FusedMLPWeights",
     "GatedMLPWeights",
     "HeadWeights",
     "LatentAttentionWeights",
@@ -43,6 +52,8 @@ __all__ = [
     "Piece",
     "attention",
     "decoder",
+    "fused_attention",
+    "fused_mlp",
     "head",
     "latent_attention",
     "mlp",

@@ -62,6 +62,21 @@ def optional(validator: Any) -> Any:
     return attrs.validators.optional(validator)
 
 
+def share(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """A share in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError(f"{attribute.name} must be a number in (0, 1], got {value!r}")
+
+
+def finite_floats(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """A non-empty tuple of finite positive numbers (per-pair factors)."""
+    if not isinstance(value, tuple) or not value:
+        raise ValueError(f"{attribute.name} must be a non-empty tuple, got {value!r}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, float) or not 0 < item < math.inf:
+            raise ValueError(f"{attribute.name} must hold finite numbers > 0, got {item!r}")
+
+
 def boolean(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if type(value) is not bool:
         raise ValueError(f"{attribute.name} must be a boolean, got {value!r}")

@@ -84,6 +84,8 @@ class Metadata:
     router_aux_loss_coef: float | None = meta(default=None)
     router_jitter_noise: float | None = meta(default=None)
     output_router_logits: bool | None = meta(default=None)
+    quantization: dict[str, Any] | None = meta(default=None)
+    """A quantized checkpoint's ``quantization_config`` as written (e.g. FP8 blocks)."""
 
 
 @frozen

@@ -1,7 +1,9 @@
 """Rotary position embeddings: which frequencies rotate the query/key channel pairs.
 
 Rotary nodes own no tensors; the reference computes their frequencies
-(``ckptlens.native.reference.rotary``).
+(``ckptlens.native.reference.rotary``). Every rotary type has a ``fraction``: the share of each
+head's features that rotate (``int(head_size * fraction)`` leading features, as transformers
+computes ``partial_rotary_factor``); the rest pass through unrotated. 1.0 rotates the whole head.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from attrs import frozen
 from ckptlens.native.nodes.fields import (
     arch,
     boolean,
+    finite_floats,
     optional,
     positive_float,
     positive_int,
+    share,
     union,
 )
 
@@ -33,6 +37,7 @@ class DefaultRotary:
 
     tag: ClassVar[str] = "default"
     theta: float = arch(validator=positive_float)
+    fraction: float = arch(default=1.0, validator=share)
 
 
 @frozen
@@ -42,6 +47,7 @@ class LinearRotary:
     tag: ClassVar[str] = "linear"
     theta: float = arch(validator=positive_float)
     factor: float = arch(validator=positive_float)
+    fraction: float = arch(default=1.0, validator=share)
 
 
 @frozen
@@ -52,6 +58,7 @@ class DynamicNTKRotary:
     theta: float = arch(validator=positive_float)
     factor: float = arch(validator=positive_float)
     original_context_length: int = arch(validator=positive_int)
+    fraction: float = arch(default=1.0, validator=share)
 
 
 @frozen
@@ -64,6 +71,7 @@ class Llama3Rotary:
     low_frequency_factor: float = arch(validator=positive_float)
     high_frequency_factor: float = arch(validator=positive_float)
     original_context_length: int = arch(validator=positive_int)
+    fraction: float = arch(default=1.0, validator=share)
 
     def __attrs_post_init__(self) -> None:
         if self.high_frequency_factor <= self.low_frequency_factor:
@@ -87,6 +95,47 @@ class YarnRotary:
     mscale: float | None = arch(default=None, validator=optional(positive_float))
     mscale_all_dim: float | None = arch(default=None, validator=optional(positive_float))
     truncate: bool | None = arch(default=None, validator=optional(boolean))
+    fraction: float = arch(default=1.0, validator=share)
 
 
-Rotary = union(NoRotary, DefaultRotary, LinearRotary, DynamicNTKRotary, Llama3Rotary, YarnRotary)
+@frozen
+class LongRopeRotary:
+    """LongRoPE (Phi-3; ``su`` in its first configs): each rotated pair i has its frequency
+    divided by ``short_factor[i]`` while a sequence fits ``original_context_length`` and by
+    ``long_factor[i]`` beyond it (transformers picks by the current sequence length). cos and
+    sin are scaled by ``attention_factor``, or, when it is ``None``, by
+    ``sqrt(1 + ln(factor) / ln(original_context_length))`` (1 when ``factor <= 1``)."""
+
+    tag: ClassVar[str] = "longrope"
+    theta: float = arch(validator=positive_float)
+    short_factor: tuple[float, ...] = arch(validator=finite_floats)
+    long_factor: tuple[float, ...] = arch(validator=finite_floats)
+    original_context_length: int = arch(validator=positive_int)
+    factor: float = arch(validator=positive_float)
+    attention_factor: float | None = arch(default=None, validator=optional(positive_float))
+    fraction: float = arch(default=1.0, validator=share)
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.short_factor) != len(self.long_factor):
+            raise ValueError(
+                f"short_factor and long_factor need one entry per rotated pair, got "
+                f"{len(self.short_factor)} and {len(self.long_factor)}"
+            )
+
+
+Rotary = union(
+    NoRotary,
+    DefaultRotary,
+    LinearRotary,
+    DynamicNTKRotary,
+    Llama3Rotary,
+    YarnRotary,
+    LongRopeRotary,
+)
+
+
+def rotated_size(rotary: Rotary, head_size: int) -> int:
+    """How many leading features of a head rotate (transformers' ``int(head_dim * factor)``)."""
+    if isinstance(rotary, NoRotary):
+        return 0
+    return int(head_size * rotary.fraction)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from ckptlens.native.nodes.attention import DENSE, KEY_NORM, KEY_VALUE, QUERY, QUERY_NORM, Attention
-from ckptlens.native.nodes.rotary import NoRotary
+from ckptlens.native.nodes.attention import (
+    DENSE,
+    KEY_NORM,
+    KEY_VALUE,
+    PER_HEAD,
+    QUERY,
+    QUERY_NORM,
+    WHOLE_PROJECTION,
+    Attention,
+)
+from ckptlens.native.nodes.rotary import NoRotary, rotated_size
 from ckptlens.native.reference.dispatch import Tensors, forward, linear
 from ckptlens.native.reference.norms import normalize
 from ckptlens.native.reference.rotary import rotary_frequencies, rotate_interleaved
@@ -35,22 +44,25 @@ def split_heads(x: torch.Tensor, heads: int, head_size: int) -> torch.Tensor:
 def attention(mixer: Attention, x: torch.Tensor, tensors: Tensors, prefix: str) -> torch.Tensor:
     """Grouped-query attention: query head h reads key/value head ``h // (heads / kv_heads)``.
 
-    A per-head query/key norm (Qwen3) normalizes each head's features before rotary; RMS is
-    blind to the order of features, and its weights are stored in the same interleaved order
-    as the rows, so it applies unchanged to interleaved rows."""
+    A query/key norm normalizes before rotary, each head's features (Qwen3) or the whole
+    projection (OLMo 2); RMS is blind to the order of features, and its weights are stored
+    in the same interleaved order as the rows, so it applies unchanged to interleaved rows."""
     size = mixer.head_size
-    query = split_heads(
-        linear(x, tensors, f"{prefix}.{QUERY}", mixer.query_bias), mixer.heads, size
-    )
+    queries = linear(x, tensors, f"{prefix}.{QUERY}", mixer.query_bias)
     key_value = linear(x, tensors, f"{prefix}.{KEY_VALUE}", mixer.key_value_bias)
     keys, values = key_value.split(mixer.kv_heads * size, dim=-1)  # all keys, then all values
+    if mixer.query_key_norm is not None and mixer.query_key_norm_scope == WHOLE_PROJECTION:
+        queries = normalize(queries, mixer.query_key_norm, tensors, f"{prefix}.{QUERY_NORM}")
+        keys = normalize(keys, mixer.query_key_norm, tensors, f"{prefix}.{KEY_NORM}")
+    query = split_heads(queries, mixer.heads, size)
     key = split_heads(keys, mixer.kv_heads, size)
     value = split_heads(values, mixer.kv_heads, size)
-    if mixer.query_key_norm is not None:
+    if mixer.query_key_norm is not None and mixer.query_key_norm_scope == PER_HEAD:
         query = normalize(query, mixer.query_key_norm, tensors, f"{prefix}.{QUERY_NORM}")
         key = normalize(key, mixer.query_key_norm, tensors, f"{prefix}.{KEY_NORM}")
     if not isinstance(mixer.rotary, NoRotary):
-        frequencies = rotary_frequencies(mixer.rotary, size, x.shape[1], x.dtype)
+        rotated = rotated_size(mixer.rotary, size)  # partial rotary: the leading features only
+        frequencies = rotary_frequencies(mixer.rotary, rotated, x.shape[1], x.dtype)
         query = rotate_interleaved(query, frequencies)
         key = rotate_interleaved(key, frequencies)
     group = mixer.heads // mixer.kv_heads

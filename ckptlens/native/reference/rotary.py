@@ -16,6 +16,7 @@ from ckptlens.native.nodes.rotary import (
     DynamicNTKRotary,
     LinearRotary,
     Llama3Rotary,
+    LongRopeRotary,
     Rotary,
     YarnRotary,
 )
@@ -139,11 +140,39 @@ def _yarn(rotary: YarnRotary, head_size: int, _: int, dtype: torch.dtype) -> Rot
     return RotaryFrequencies(inverse, yarn_attention_factor(rotary))
 
 
+@frequencies.register(LongRopeRotary)
+def _longrope(
+    rotary: LongRopeRotary, head_size: int, seq_len: int, dtype: torch.dtype
+) -> RotaryFrequencies:
+    # transformers switches to the long factors once the current sequence is longer than the
+    # original context (its forward pass's largest position + 1), whatever the configured
+    # maximum length; the attention factor is the same for both.
+    long = seq_len > rotary.original_context_length
+    factors = torch.tensor(rotary.long_factor if long else rotary.short_factor, dtype=dtype)
+    exponents = torch.arange(0, head_size, 2, dtype=torch.int64).to(dtype) / head_size
+    inverse = 1.0 / (factors * rotary.theta**exponents)
+    return RotaryFrequencies(inverse, longrope_attention_factor(rotary))
+
+
+def longrope_attention_factor(rotary: LongRopeRotary) -> float:
+    if rotary.attention_factor is not None:
+        return rotary.attention_factor
+    if rotary.factor <= 1.0:
+        return 1.0
+    return math.sqrt(1 + math.log(rotary.factor) / math.log(rotary.original_context_length))
+
+
 def rotate_interleaved(x: torch.Tensor, frequencies: RotaryFrequencies) -> torch.Tensor:
     """Rotate ``x`` ``[..., seq, head_size]`` at positions ``0..seq-1``.
 
     Native rows are interleaved: features ``(2i, 2i+1)`` form the pair rotated by frequency i.
+    With fewer frequencies than pairs (partial rotary), the features past ``2 * len(inverse)``
+    pass through unrotated.
     """
+    rotated = 2 * frequencies.inverse.shape[0]
+    if rotated < x.shape[-1]:
+        head, rest = x[..., :rotated], x[..., rotated:]
+        return torch.cat((rotate_interleaved(head, frequencies), rest), dim=-1)
     positions = torch.arange(x.shape[-2], dtype=frequencies.inverse.dtype)
     angles = positions[:, None] * frequencies.inverse[None, :]
     cos = angles.cos() * frequencies.attention_scaling
