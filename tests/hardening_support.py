@@ -22,6 +22,27 @@ MIXER_CHANGES: dict[str, dict[str, Any]] = {
 QUERY_KEY_NORM_SCOPES = {"qwen3": "head", "olmo2": "projection"}
 POST_NORMS_ONLY = ("olmo2",)
 ROUTER_METADATA = {"router_aux_loss_coef": 0.02, "router_jitter_noise": 0.0}
+# DeepSeek-V3's latent attention and shared-expert MoE are not a tiny Llama's: its own config.
+TINY_DEEPSEEK = {
+    "model_type": "deepseek_v3",
+    "vocab_size": 64,
+    "hidden_size": 32,
+    "intermediate_size": 40,
+    "moe_intermediate_size": 8,
+    "num_hidden_layers": 2,
+    "first_k_dense_replace": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "q_lora_rank": 12,
+    "kv_lora_rank": 8,
+    "qk_nope_head_dim": 4,
+    "qk_rope_head_dim": 4,
+    "v_head_dim": 6,
+    "n_routed_experts": 4,
+    "n_group": 2,
+    "topk_group": 1,
+    "num_experts_per_tok": 2,
+}
 
 
 def with_norms_of(name: str, block: Block) -> Block:
@@ -71,7 +92,10 @@ def gemma_view(model: Model) -> Model:
 
 @functools.cache
 def _tiny_source(name: str) -> tuple[tuple[str, Any], ...]:
-    return tuple(formats.get(name).lens.create(tiny_view(name)).items())
+    fmt = formats.get(name)
+    if name == "deepseek_v3":
+        return tuple(fmt.lens.create(fmt.lens.get(TINY_DEEPSEEK)).items())
+    return tuple(fmt.lens.create(tiny_view(name)).items())
 
 
 def tiny_source(name: str) -> dict[str, Any]:

@@ -28,10 +28,10 @@ EXPECTED = {
     "meta-llama__Meta-Llama-3-8B.json": "llama",
     "meta-llama__Meta-Llama-3.1-8B.json": "llama",
     "google__gemma-2-2b.json": "gemma2",
+    "deepseek-ai__DeepSeek-V3.json": "deepseek_v3",
 }
 UNSUPPORTED = {
     "Qwen__Qwen3-30B-A3B.json": "qwen3_moe",
-    "deepseek-ai__DeepSeek-V3.json": "deepseek_v3",
 }
 PEERS = [name for name, fmt in EXPECTED.items() if fmt != "llama"]
 

@@ -11,11 +11,13 @@ from ckptlens.demo import main as demo_main
 from ckptlens.demo import same_tensors, tiny_llama, write_hf_checkpoint
 from ckptlens.native.config import MLP, Head, Metadata, MoE
 from ckptlens.weights import convert
-from hardening_support import gemma_view, with_norms_of
+from hardening_support import TINY_DEEPSEEK, gemma_view, with_norms_of
 
 
 def model_for(format_name: str):
     """A tiny model inside each format's domain."""
+    if format_name == "deepseek_v3":  # latent attention: read from a tiny config of its own
+        return formats.get(format_name).lens.get(TINY_DEEPSEEK)
     model = tiny_llama()
     block = model.decoder.block
     if format_name in ("qwen2", "dream"):

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ckptlens.formats import (
+    deepseek_v3,
     diffusion_llama,
     dream,
     gemma2,
@@ -39,6 +40,7 @@ FORMATS: Mapping[str, Format] = {
         diffusion_llama.FORMAT,
         dream.FORMAT,
         gemma2.FORMAT,
+        deepseek_v3.FORMAT,
     )
 }
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from ckptlens.formats.hf import ACTIVATION, COUNT, POSITIVE
 from ckptlens.formats.rope import rope
 from ckptlens.formats.tables import (
@@ -35,6 +37,7 @@ from ckptlens.lenses import (
     table_builder,
     tag,
 )
+from ckptlens.native.config import Router
 from ckptlens.native.nodes.attention import PER_HEAD
 
 # Lenses built here report the site of the format that called the builder.
@@ -244,7 +247,8 @@ def dense_mlp(
 
 def mixture_of_experts(*, expert: Piece, router: Mapping[str, Any], reason: str) -> Piece:
     """Top-k routed experts, each an ``expert`` MLP at node ``expert``; ``router`` is the native
-    router record the format hard-wires (``reason`` names it), no shared expert."""
+    router the format hard-wires (``Router`` fields; the others keep their defaults, ``reason``
+    names it), no shared expert."""
 
     def lines(place: Place) -> Line:
         moe = place.path("mlp.<moe>")
@@ -252,7 +256,7 @@ def mixture_of_experts(*, expert: Piece, router: Mapping[str, Any], reason: str)
             tag(place.path("mlp"), "moe"),
             field(f"{moe}.experts", "num_local_experts", COUNT, default=8),
             field(f"{moe}.experts_per_token", "num_experts_per_tok", POSITIVE, default=2),
-            pinned(f"{moe}.router", dict(router), reason),
+            pinned(f"{moe}.router", attrs.asdict(Router(**router)), reason),
             pinned(f"{moe}.shared_expert", None, "no shared expert"),
             expert(place.inside("mlp.<moe>")),
         )

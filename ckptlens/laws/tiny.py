@@ -144,6 +144,8 @@ def _shrink_mlp(mlp: dict, sizes: _Sizes) -> None:
             experts if all_of_them else sizes.new("top_k", chosen, st.integers(1, experts - 1))
         )
         mlp["experts"] = experts
+        if "router" in mlp:  # grouped routing needs groups dividing the experts: one group
+            mlp["router"].update(groups=1, groups_per_token=1)
         _shrink_mlp(mlp["expert"], sizes)
         if mlp.get("shared_expert"):
             _shrink_mlp(mlp["shared_expert"], sizes)
@@ -152,8 +154,24 @@ def _shrink_mlp(mlp: dict, sizes: _Sizes) -> None:
     mlp["intermediate_size"] = sizes.new("intermediate", size, st.integers(2, 24))
 
 
+def _shrink_latent(mixer: dict, shape: dict[str, int]) -> None:
+    """Latent attention: the drawn head count, every head part the drawn (even) head size."""
+    mixer["heads"] = shape["heads"]
+    for part in ("nope_head_size", "rope_head_size", "value_head_size"):
+        mixer[part] = shape["head_size"]
+    mixer["key_value_rank"] = 8
+    if mixer.get("query_rank") is not None:
+        mixer["query_rank"] = 12
+
+
 def _shrink_block(block: dict, sizes: _Sizes, shape: dict[str, int]) -> None:
     mixer = block["mixer"]
+    if mixer.get("type") == "latent_attention":
+        _shrink_latent(mixer, shape)
+        _shrink_rotary(mixer["rotary"], sizes)
+        _shrink_norm(block["normalization"], sizes)
+        _shrink_mlp(block["mlp"], sizes)
+        return
     derived_size = mixer["head_size"] == shape["old_hidden"] // mixer["heads"]
     mixer["heads"], mixer["kv_heads"] = shape["heads"], shape["kv_heads"]
     mixer["head_size"] = (
@@ -221,7 +239,7 @@ def shrink_view(data: dict, draw: Draw, seq_len: int) -> list[dict]:
     blocks = list(decoder["blocks"].values()) if "blocks" in decoder else [decoder["block"]]
     shape = _shape(draw, data["hidden_size"])
     explicit_heads = any(
-        b["mixer"]["head_size"] != data["hidden_size"] // b["mixer"]["heads"] for b in blocks
+        b["mixer"].get("head_size") != data["hidden_size"] // b["mixer"]["heads"] for b in blocks
     )
     if explicit_heads:  # hidden_size is free of the head size: any multiple of the heads
         shape["hidden"] = shape["heads"] * draw(st.integers(1, MAX_HIDDEN // shape["heads"]))
@@ -280,7 +298,9 @@ def is_tiny(view: Any) -> bool:
         view.hidden_size <= MAX_HIDDEN
         and view.vocab_size <= 128
         and len(blocks) <= MAX_LAYERS
-        and all(b.mixer.heads <= 8 and b.mixer.head_size <= MAX_HIDDEN for b in blocks)
+        and all(
+            b.mixer.heads <= 8 and getattr(b.mixer, "head_size", 0) <= MAX_HIDDEN for b in blocks
+        )
         and all(m.intermediate_size <= MAX_HIDDEN for m in mlps)
         and all(getattr(b.mlp, "experts", 0) <= 8 for b in blocks)
     )
@@ -314,12 +334,12 @@ def richness(view: Any) -> int:
     blocks = _blocks(view)
     mixers = [block.mixer for block in blocks]
     features = [
-        any(m.window is not None for m in mixers),
+        any(getattr(m, "window", None) is not None for m in mixers),
         len(set(getattr(view.decoder, "pattern", ()))) > 1,
         any(type(m.rotary).tag not in ("default", "none") for m in mixers),
         # the rope types with most keys to misread count twice
         any(type(m.rotary).tag in ("yarn", "llama3") for m in mixers),
-        any(m.heads > m.kv_heads for m in mixers),
+        any(m.heads > getattr(m, "kv_heads", m.heads) for m in mixers),
         any(m.query_bias or m.key_value_bias or m.dense_bias for m in mixers),
         any(getattr(b.mlp, "experts_per_token", 0) < getattr(b.mlp, "experts", 0) for b in blocks),
         view.tied_embeddings,
@@ -379,7 +399,7 @@ def cases(example: TinyExample) -> list[str]:
     blocks = _blocks(view)
     found = []
     mixers = [block.mixer for block in blocks]
-    windows = [m.window for m in mixers if m.window is not None]
+    windows = [m.window for m in mixers if getattr(m, "window", None) is not None]
     if windows:
         found.append("window < sequence" if min(windows) < seq else "window >= sequence")
     pattern = getattr(view.decoder, "pattern", None)
@@ -399,7 +419,7 @@ def cases(example: TinyExample) -> list[str]:
     spelled = example.source.get("hidden_act", example.source.get("hidden_activation"))
     found.append(f"activation {spelled!r}" if spelled is not None else "activation by default")
     found.append("tied head" if view.tied_embeddings else "untied head")
-    if any(m.heads > m.kv_heads for m in mixers):
+    if any(m.heads > getattr(m, "kv_heads", m.heads) for m in mixers):
         found.append("GQA ratio > 1")
     biases = any(m.query_bias or m.key_value_bias or m.dense_bias for m in mixers)
     for block in blocks:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ckptlens.native.nodes.attention import Attention
 from ckptlens.native.nodes.decoders import Block, Decoder, FixedDecoder, PatternDecoder
 from ckptlens.native.nodes.fields import ARCHITECTURE, METADATA, UNION_MEMBERS, arch, meta
+from ckptlens.native.nodes.latent_attention import LatentAttention
 from ckptlens.native.nodes.mixers import Mixer
 from ckptlens.native.nodes.mlp import ACTIVATIONS, MLP, FeedForward, MoE, Router
 from ckptlens.native.nodes.model import Head, Metadata, Model, TokenIds
@@ -43,6 +44,7 @@ __all__ = [
     "FeedForward",
     "FixedDecoder",
     "Head",
+    "LatentAttention",
     "LayerNorm",
     "LinearRotary",
     "Llama3Rotary",

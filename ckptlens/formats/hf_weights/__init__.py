@@ -5,8 +5,9 @@ A format module declares its weights next to its config table, for example::
     WEIGHTS = hf.decoder("model.layers.{i}", mixer=hf.attention("self_attn"), mlp=hf.moe())
     FORMAT = declare("mixtral", tree, ("MixtralForCausalLM",), weights=WEIGHTS)
 
-Pieces: ``norm`` (norms.py), ``attention`` (attention.py), ``mlp`` (mlp.py), ``fused_attention`` and
-``fused_mlp`` (fused.py: Phi-3's ``qkv_proj``/``gate_up_proj``), ``moe`` in both
+Pieces: ``norm`` (norms.py), ``attention`` (attention.py), ``latent_attention``
+(latent_attention.py), ``mlp`` (mlp.py), ``fused_attention`` and ``fused_mlp`` (fused.py:
+Phi-3's ``qkv_proj``/``gate_up_proj``), ``moe`` in both
 expert layouts (moe.py), ``head`` and ``decoder`` (decoder.py). A new node type is one new
 piece module; a new format only picks pieces. Importing this package imports neither torch,
 numpy nor ``ckptlens.weights`` (loaded when a lens is first built).
@@ -26,8 +27,9 @@ from ckptlens.formats.hf_weights.fused import (
     fused_attention,
     fused_mlp,
 )
+from ckptlens.formats.hf_weights.latent_attention import LatentAttentionWeights, latent_attention
 from ckptlens.formats.hf_weights.mlp import GatedMLPWeights, mlp
-from ckptlens.formats.hf_weights.moe import MoEWeights, moe
+from ckptlens.formats.hf_weights.moe import QWEN2_MOE, MoEWeights, moe
 from ckptlens.formats.hf_weights.norms import NormWeights, norm
 from ckptlens.formats.hf_weights.pieces import FUSED, MOE_LAYOUTS, PER_EXPERT, Options, Piece
 
@@ -35,6 +37,7 @@ __all__ = [
     "FUSED",
     "MOE_LAYOUTS",
     "PER_EXPERT",
+    "QWEN2_MOE",
     "AttentionWeights",
     "BlockWeights",
     "DecoderWeights",
@@ -42,6 +45,7 @@ __all__ = [
     "FusedMLPWeights",
     "GatedMLPWeights",
     "HeadWeights",
+    "LatentAttentionWeights",
     "MoEWeights",
     "NormWeights",
     "Options",
@@ -51,6 +55,7 @@ __all__ = [
     "fused_attention",
     "fused_mlp",
     "head",
+    "latent_attention",
     "mlp",
     "moe",
     "norm",

@@ -5,5 +5,6 @@ from __future__ import annotations
 
 from ckptlens.native.nodes.attention import Attention
 from ckptlens.native.nodes.fields import union
+from ckptlens.native.nodes.latent_attention import LatentAttention
 
-Mixer = union(Attention)
+Mixer = union(Attention, LatentAttention)

@@ -14,13 +14,22 @@ import attrs
 from attrs import frozen
 
 from ckptlens.native.bounds import count
-from ckptlens.native.nodes.fields import Shape, Tensors, arch, boolean, positive_int, union
+from ckptlens.native.nodes.fields import (
+    Shape,
+    Tensors,
+    arch,
+    boolean,
+    positive_float,
+    positive_int,
+    union,
+)
 
 LAYER_1 = "layer_1"
 LAYER_2 = "layer_2"
 ROUTER = "router"
 EXPERTS = "experts"
 SHARED = "shared"
+CORRECTION_BIAS = "correction_bias"
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
 
 
@@ -52,12 +61,52 @@ class MLP:
             yield f"{prefix}.{LAYER_2}.bias", (*experts, hidden)
 
 
+SCORINGS = ("softmax", "sigmoid")
+
+
 @frozen
 class Router:
-    """Top-k softmax routing. ``normalize_top_k`` renormalises the selected weights to sum to 1."""
+    """Top-k routing, general enough for Mixtral and Qwen3-MoE (softmax) and DeepSeek-V3
+    (sigmoid, grouped, with a selection-only correction bias).
+
+    ``scores = scoring(router(x))``. Experts are *selected* on ``scores + correction_bias``
+    (when ``correction_bias``): cut into ``groups`` equal groups, each scored by the sum of its
+    two best selection scores, only the best ``groups_per_token`` groups stay eligible, then the
+    top ``experts_per_token`` eligible experts are chosen. Their *weights* are the uncorrected
+    ``scores``, renormalised to sum 1 when ``normalize_top_k``, then multiplied by ``scale``.
+    """
 
     normalize_top_k: bool = arch(default=True, validator=boolean)
     bias: bool = arch(default=False, validator=boolean)
+    scoring: str = arch(default="softmax")
+    correction_bias: bool = arch(default=False, validator=boolean)
+    groups: int = arch(default=1, validator=positive_int)
+    groups_per_token: int = arch(default=1, validator=positive_int)
+    scale: float = arch(default=1.0, validator=positive_float)
+
+    def __attrs_post_init__(self) -> None:
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {self.scoring!r}")
+        if self.groups_per_token > self.groups:
+            raise ValueError(
+                f"groups_per_token ({self.groups_per_token}) must not exceed groups ({self.groups})"
+            )
+
+    def check_experts(self, experts: int, experts_per_token: int) -> None:
+        """The invariants tying the router to its MoE (the MoE validator calls this)."""
+        if experts % self.groups:
+            raise ValueError(f"experts ({experts}) must divide into groups ({self.groups})")
+        per_group = experts // self.groups
+        if self.groups > 1 and per_group < 2:
+            raise ValueError(
+                "a group is scored by its two best experts: each group needs at least 2 "
+                f"experts, got {per_group}"
+            )
+        if experts_per_token > self.groups_per_token * per_group:
+            raise ValueError(
+                f"experts_per_token ({experts_per_token}) exceeds the {per_group} experts of "
+                f"each of groups_per_token ({self.groups_per_token}) groups"
+            )
 
 
 @frozen
@@ -77,11 +126,14 @@ class MoE:
                 f"experts_per_token ({self.experts_per_token}) must not exceed "
                 f"experts ({self.experts})"
             )
+        self.router.check_experts(self.experts, self.experts_per_token)
 
     def tensors(self, prefix: str, hidden: int) -> Tensors:
         yield f"{prefix}.{ROUTER}.weight", (self.experts, hidden)
         if self.router.bias:
             yield f"{prefix}.{ROUTER}.bias", (self.experts,)
+        if self.router.correction_bias:
+            yield f"{prefix}.{ROUTER}.{CORRECTION_BIAS}", (self.experts,)
         yield from self.expert.tensors(f"{prefix}.{EXPERTS}", hidden, (self.experts,))
         if self.shared_expert is not None:
             yield from self.shared_expert.tensors(f"{prefix}.{SHARED}", hidden)

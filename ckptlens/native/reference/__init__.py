@@ -18,6 +18,7 @@ This package imports torch; ``ckptlens`` and ``ckptlens.native`` must never impo
 
 from ckptlens.native.reference.attention import attention, attention_allowed
 from ckptlens.native.reference.dispatch import LENS_NAME, Dispatch, Tensors, forward, linear
+from ckptlens.native.reference.latent_attention import latent_attention
 from ckptlens.native.reference.mlp import MLPWeights, mlp_forward, moe_forward, route
 from ckptlens.native.reference.model import (
     ReferenceModel,
@@ -44,6 +45,7 @@ __all__ = [
     "attention_allowed",
     "block_forward",
     "forward",
+    "latent_attention",
     "linear",
     "mlp_forward",
     "moe_forward",

@@ -34,7 +34,7 @@ def attention_allowed(seq_len: int, causal: bool, window: int | None) -> torch.T
     return allowed
 
 
-def _split_heads(x: torch.Tensor, heads: int, head_size: int) -> torch.Tensor:
+def split_heads(x: torch.Tensor, heads: int, head_size: int) -> torch.Tensor:
     """``[batch, seq, heads * head_size]`` -> ``[batch, heads, seq, head_size]``."""
     batch, seq, _ = x.shape
     return x.view(batch, seq, heads, head_size).transpose(1, 2)
@@ -54,9 +54,9 @@ def attention(mixer: Attention, x: torch.Tensor, tensors: Tensors, prefix: str) 
     if mixer.query_key_norm is not None and mixer.query_key_norm_scope == WHOLE_PROJECTION:
         queries = normalize(queries, mixer.query_key_norm, tensors, f"{prefix}.{QUERY_NORM}")
         keys = normalize(keys, mixer.query_key_norm, tensors, f"{prefix}.{KEY_NORM}")
-    query = _split_heads(queries, mixer.heads, size)
-    key = _split_heads(keys, mixer.kv_heads, size)
-    value = _split_heads(values, mixer.kv_heads, size)
+    query = split_heads(queries, mixer.heads, size)
+    key = split_heads(keys, mixer.kv_heads, size)
+    value = split_heads(values, mixer.kv_heads, size)
     if mixer.query_key_norm is not None and mixer.query_key_norm_scope == PER_HEAD:
         query = normalize(query, mixer.query_key_norm, tensors, f"{prefix}.{QUERY_NORM}")
         key = normalize(key, mixer.query_key_norm, tensors, f"{prefix}.{KEY_NORM}")

@@ -6,7 +6,16 @@ import torch
 from attrs import frozen
 from torch.nn import functional
 
-from ckptlens.native.nodes.mlp import EXPERTS, LAYER_1, LAYER_2, MLP, ROUTER, SHARED, MoE
+from ckptlens.native.nodes.mlp import (
+    CORRECTION_BIAS,
+    EXPERTS,
+    LAYER_1,
+    LAYER_2,
+    MLP,
+    ROUTER,
+    SHARED,
+    MoE,
+)
 from ckptlens.native.reference.dispatch import Tensors, forward, linear
 
 ACTIVATION_FUNCTIONS = {
@@ -58,14 +67,32 @@ def mlp_forward(x: torch.Tensor, mlp: MLP, weights: MLPWeights) -> torch.Tensor:
 
 
 def route(x: torch.Tensor, moe: MoE, tensors: Tensors, prefix: str) -> torch.Tensor:
-    """Dense ``[..., experts]`` routing weights: softmax over all experts, keep the top k
-    (renormalised to sum to 1 when ``normalize_top_k``), zero for the experts not chosen."""
-    logits = linear(x, tensors, f"{prefix}.{ROUTER}", moe.router.bias)
-    probabilities = logits.softmax(dim=-1)
-    top_weights, top_experts = probabilities.topk(moe.experts_per_token, dim=-1)
-    if moe.router.normalize_top_k:
-        top_weights = top_weights / top_weights.sum(dim=-1, keepdim=True)
-    return torch.zeros_like(probabilities).scatter(-1, top_experts, top_weights)
+    """Dense ``[..., experts]`` routing weights, zero for the experts not chosen (see
+    ``Router``): scores, selection on the corrected scores within the best groups, weights
+    from the uncorrected scores, renormalised when ``normalize_top_k``, times ``scale``."""
+    router = moe.router
+    logits = linear(x, tensors, f"{prefix}.{ROUTER}", router.bias)
+    scores = logits.softmax(dim=-1) if router.scoring == "softmax" else logits.sigmoid()
+    selection = scores
+    if router.correction_bias:
+        selection = scores + tensors[f"{prefix}.{ROUTER}.{CORRECTION_BIAS}"]
+    if router.groups > 1:
+        selection = _keep_best_groups(selection, router.groups, router.groups_per_token)
+    chosen = selection.topk(moe.experts_per_token, dim=-1).indices
+    weights = scores.gather(-1, chosen)
+    if router.normalize_top_k:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    return torch.zeros_like(scores).scatter(-1, chosen, weights * router.scale)
+
+
+def _keep_best_groups(selection: torch.Tensor, groups: int, keep: int) -> torch.Tensor:
+    """``selection`` with every expert outside the ``keep`` best groups at -inf; a group
+    scores the sum of its two best experts (DeepSeek-V3's ``noaux_tc``)."""
+    grouped = selection.unflatten(-1, (groups, -1))
+    group_scores = grouped.topk(2, dim=-1).values.sum(dim=-1)
+    best = group_scores.topk(keep, dim=-1).indices
+    eligible = torch.zeros_like(group_scores, dtype=torch.bool).scatter(-1, best, True)
+    return grouped.masked_fill(~eligible[..., None], float("-inf")).flatten(-2)
 
 
 def moe_forward(x: torch.Tensor, moe: MoE, tensors: Tensors, prefix: str) -> torch.Tensor:
@@ -73,7 +100,7 @@ def moe_forward(x: torch.Tensor, moe: MoE, tensors: Tensors, prefix: str) -> tor
     experts = MLPWeights.read(moe.expert, tensors, f"{prefix}.{EXPERTS}")
     output = torch.zeros_like(x)
     for index in range(moe.experts):
-        chosen = routing[..., index] > 0  # run each expert only on the tokens routed to it
+        chosen = routing[..., index] != 0  # run each expert only on the tokens routed to it
         if chosen.any():
             expert_output = mlp_forward(x[chosen], moe.expert, experts.expert(index))
             output[chosen] += routing[..., index][chosen, None] * expert_output

@@ -97,7 +97,7 @@ def _llama3(rotary: Llama3Rotary, head_size: int, _: int, dtype: torch.dtype) ->
     return RotaryFrequencies(torch.where(in_band, blended, scaled))
 
 
-def _yarn_mscale(factor: float, mscale: float = 1.0) -> float:
+def yarn_mscale(factor: float, mscale: float = 1.0) -> float:
     return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
 
 
@@ -106,10 +106,10 @@ def yarn_attention_factor(rotary: YarnRotary) -> float:
     if rotary.attention_factor is not None:
         return rotary.attention_factor
     if rotary.mscale and rotary.mscale_all_dim:
-        return _yarn_mscale(rotary.factor, rotary.mscale) / _yarn_mscale(
+        return yarn_mscale(rotary.factor, rotary.mscale) / yarn_mscale(
             rotary.factor, rotary.mscale_all_dim
         )
-    return _yarn_mscale(rotary.factor)
+    return yarn_mscale(rotary.factor)
 
 
 def _yarn_correction_dimension(
