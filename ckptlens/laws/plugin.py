@@ -56,9 +56,7 @@ def law_tests(
         assert result.examples >= wanted, f"{law} ran {result.examples} < {wanted} examples"
 
     test_law.__name__ = f"test_laws_of_{target.name}"
-    # The laws of one target share one run: under pytest-xdist's ``--dist loadgroup`` they stay
-    # on one worker, while other targets' laws run on the others.
-    return pytest.mark.xdist_group(f"laws-{target.name}")(test_law)
+    return test_law
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,7 +69,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "xdist_group(name): run these items on one xdist worker")
     profile = config.getoption("--ckptlens-profile", default=None)
     if profile:
         os.environ["CKPTLENS_PROFILE"] = profile
