@@ -15,6 +15,7 @@ import torch
 from transformers import Phi3Config, Phi3ForCausalLM
 
 from ckptlens.formats.phi3 import PHI3_WEIGHTS
+from ckptlens.laws.model_equiv import to_native
 from ckptlens.native.config import (
     MLP,
     Attention,
@@ -26,7 +27,6 @@ from ckptlens.native.config import (
     RMSNorm,
 )
 from ckptlens.native.reference import ReferenceModel
-from ckptlens.weights.lens import WeightLens
 from ckptlens.weights.ops import RotaryPermute
 
 HEADS, KV_HEADS, HIDDEN, LAYERS, VOCAB = 4, 2, 64, 2, 53
@@ -84,15 +84,6 @@ def native_model(rotary: LongRopeRotary = ROTARY) -> Model:
     mixer = Attention(HEADS, KV_HEADS, HEAD_SIZE, rotary, window=WINDOW)
     block = Block(mixer, MLP(40), norm)
     return Model(HIDDEN, VOCAB, FixedDecoder(block, LAYERS), Head(norm))
-
-
-def to_native(lens: WeightLens, hf_tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    native: dict[str, torch.Tensor] = {}
-    for mapping in lens.mappings:
-        arrays = [hf_tensors[name].numpy() for name in mapping.external]
-        for name, array in zip(mapping.native, mapping.op.apply(arrays), strict=True):
-            native[name] = torch.from_numpy(np.ascontiguousarray(array))
-    return native
 
 
 @pytest.fixture(scope="module")

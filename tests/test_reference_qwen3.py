@@ -8,12 +8,12 @@ attention piece names ``q_norm``/``k_norm`` wherever the node has them).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from ckptlens import formats
+from ckptlens.laws.model_equiv import to_native
 from ckptlens.native.config import (
     MLP,
     Attention,
@@ -26,7 +26,6 @@ from ckptlens.native.config import (
     RMSNorm,
 )
 from ckptlens.native.reference import ReferenceModel
-from ckptlens.weights.lens import WeightLens
 from ckptlens.weights.ops import Identity
 
 HEADS, KV_HEADS, HEAD_SIZE, HIDDEN, LAYERS, VOCAB, SEQ_LEN = 4, 2, 8, 24, 2, 41, 12
@@ -67,15 +66,6 @@ def native_model(rotary: DefaultRotary | NoRotary = ROTARY) -> Model:
     mixer = Attention(HEADS, KV_HEADS, HEAD_SIZE, rotary, query_key_norm=norm)
     block = Block(mixer, MLP(32), norm)
     return Model(HIDDEN, VOCAB, FixedDecoder(block, LAYERS), Head(norm))
-
-
-def to_native(lens: WeightLens, hf_tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    native: dict[str, torch.Tensor] = {}
-    for mapping in lens.mappings:
-        arrays = [hf_tensors[name].numpy() for name in mapping.external]
-        for name, array in zip(mapping.native, mapping.op.apply(arrays), strict=True):
-            native[name] = torch.from_numpy(np.ascontiguousarray(array))
-    return native
 
 
 def test_native_tensors_and_hf_names_of_the_query_key_norm() -> None:
